@@ -1,0 +1,383 @@
+"""Command envelope (`pipeline-commands`, DESIGN.md §4): one frozen model per command type.
+
+`decode_command` turns any bytes into a valid `Command` or raises one `ContractError`
+whose code the worker publishes in `command.rejected`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from contracts.errors import ContractError, ErrorCode
+from contracts.transaction import (
+    CardNetwork,
+    Category,
+    Channel,
+    CustomerTier,
+    DeviceType,
+    PaymentMethod,
+    Region,
+    TransactionStatus,
+)
+
+SCHEMA_VERSION = 1
+BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+MAX_COMMAND_ID_LENGTH = 128
+
+
+class CommandType(StrEnum):
+    PING = "ping"
+    START_STREAM = "start_stream"
+    STOP_STREAM = "stop_stream"
+    RUN_BATCH = "run_batch"
+    CANCEL_BATCH = "cancel_batch"
+    SHUTDOWN = "shutdown"
+
+
+class AnalysisType(StrEnum):
+    REVENUE_BY_CATEGORY = "revenue_by_category"
+    REVENUE_BY_REGION = "revenue_by_region"
+    PAYMENT_ANALYSIS = "payment_analysis"
+    CUSTOMER_SEGMENTATION = "customer_segmentation"
+    FRAUD_ANALYSIS = "fraud_analysis"
+    HOURLY_TRENDS = "hourly_trends"
+    CHANNEL_PERFORMANCE = "channel_performance"
+    INVENTORY_VELOCITY = "inventory_velocity"
+    FULL_REPORT = "full_report"
+
+
+# Columns a batch may filter on, with the closed value set where the contract has one.
+FILTER_COLUMNS: dict[str, type[StrEnum] | None] = {
+    "category": Category,
+    "sub_category": None,
+    "brand": None,
+    "region": Region,
+    "city": None,
+    "state": None,
+    "channel": Channel,
+    "payment_method": PaymentMethod,
+    "card_network": CardNetwork,
+    "customer_tier": CustomerTier,
+    "transaction_status": TransactionStatus,
+    "device_type": DeviceType,
+    "currency": None,
+    "store_id": None,
+    "product_id": None,
+    "customer_id": None,
+    "is_fraudulent": None,
+}
+
+BatchId = Annotated[str, Field(pattern=BATCH_ID_PATTERN)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# ---- payloads -------------------------------------------------------------------------
+
+
+class PingPayload(_Frozen):
+    pass
+
+
+class StartStreamPayload(_Frozen):
+    topic: Annotated[str, Field(min_length=1, max_length=249)] | None = None
+    starting_offsets: Literal["latest", "earliest"] = "latest"
+    trigger_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
+
+
+class StopStreamPayload(_Frozen):
+    pass
+
+
+OffsetSpec = Literal["earliest", "latest"] | dict[str, StrictInt] | datetime
+"""`earliest`, `latest`, a map partition -> offset (Spark's -2/-1 allowed), or a timestamp."""
+
+
+class KafkaSource(_Frozen):
+    kind: Literal["kafka"]
+    topic: Annotated[str, Field(min_length=1, max_length=249)]
+    start_offset: OffsetSpec = "earliest"
+    end_offset: OffsetSpec = "latest"
+
+    @field_validator("start_offset", "end_offset", mode="before")
+    @classmethod
+    def _offset_shape(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, dict):
+            if len(value) == 1 and isinstance(next(iter(value.values())), dict):
+                value = next(iter(value.values()))  # Spark's {"topic": {"0": 5}} form
+            if "timestamp" in value and len(value) == 1:
+                return value["timestamp"]
+            for partition, offset in value.items():
+                if not str(partition).isdigit():
+                    raise ValueError(f"partition {partition!r} is not a partition number")
+                if isinstance(offset, bool) or not isinstance(offset, int) or offset < -2:
+                    raise ValueError(f"offset for partition {partition} must be an integer >= -2")
+            return {str(p): o for p, o in value.items()}
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # An epoch timestamp in milliseconds, as Kafka counts time.
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        return value
+
+    @field_validator("start_offset", "end_offset")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KafkaSource:
+        start, end = self.start_offset, self.end_offset
+        if start == "latest" and end == "earliest":
+            raise ValueError("end_offset 'earliest' is before start_offset 'latest'")
+        if end == "earliest":
+            raise ValueError("end_offset cannot be 'earliest'")
+        if isinstance(start, datetime) and isinstance(end, datetime) and end < start:
+            raise ValueError("end_offset timestamp is before start_offset timestamp")
+        if isinstance(start, dict) and isinstance(end, dict):
+            for partition, s in start.items():
+                e = end.get(partition)
+                if e is not None and s >= 0 and e >= 0 and e < s:
+                    raise ValueError(
+                        f"end_offset {e} is before start_offset {s} on partition {partition}"
+                    )
+        return self
+
+
+class DeltaSource(_Frozen):
+    kind: Literal["delta"]
+    start_date: date
+    end_date: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DeltaSource:
+        if self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
+
+BatchSource = Annotated[KafkaSource | DeltaSource, Field(discriminator="kind")]
+FilterValue = str | StrictBool | StrictInt | float
+FilterSpec = FilterValue | list[FilterValue]
+
+
+class RunBatchPayload(_Frozen):
+    batch_id: BatchId | None = None
+    analysis_type: AnalysisType
+    source: BatchSource
+    filters: dict[str, FilterSpec] = Field(default_factory=dict)
+
+    @field_validator("filters")
+    @classmethod
+    def _whitelisted(cls, filters: dict[str, Any]) -> dict[str, Any]:
+        for column, spec in filters.items():
+            if column not in FILTER_COLUMNS:
+                allowed = ", ".join(sorted(FILTER_COLUMNS))
+                raise ValueError(f"cannot filter on {column!r}; allowed columns: {allowed}")
+            values = spec if isinstance(spec, list) else [spec]
+            if not values:
+                raise ValueError(f"filter {column!r} has an empty list of values")
+            enum = FILTER_COLUMNS[column]
+            if enum is not None:
+                known = {m.value for m in enum}
+                bad = [v for v in values if v not in known]
+                if bad:
+                    raise ValueError(
+                        f"filter {column!r}: unknown value(s) {bad}; expected one of "
+                        f"{sorted(known)}"
+                    )
+            if column == "is_fraudulent" and any(not isinstance(v, bool) for v in values):
+                raise ValueError("filter 'is_fraudulent' takes true or false")
+        return filters
+
+
+class CancelBatchPayload(_Frozen):
+    batch_id: BatchId
+
+
+class ShutdownPayload(_Frozen):
+    drain_timeout_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
+
+
+# ---- envelopes ------------------------------------------------------------------------
+
+
+class _CommandBase(_Frozen):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    command_id: Annotated[str, Field(min_length=1, max_length=MAX_COMMAND_ID_LENGTH)]
+    issued_at: datetime
+    issued_by: Annotated[str, Field(max_length=256)] | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+class PingCommand(_CommandBase):
+    type: Literal["ping"] = "ping"
+    payload: PingPayload = PingPayload()
+
+
+class StartStreamCommand(_CommandBase):
+    type: Literal["start_stream"] = "start_stream"
+    payload: StartStreamPayload = StartStreamPayload()
+
+
+class StopStreamCommand(_CommandBase):
+    type: Literal["stop_stream"] = "stop_stream"
+    payload: StopStreamPayload = StopStreamPayload()
+
+
+class RunBatchCommand(_CommandBase):
+    type: Literal["run_batch"] = "run_batch"
+    payload: RunBatchPayload
+
+
+class CancelBatchCommand(_CommandBase):
+    type: Literal["cancel_batch"] = "cancel_batch"
+    payload: CancelBatchPayload
+
+
+class ShutdownCommand(_CommandBase):
+    type: Literal["shutdown"] = "shutdown"
+    payload: ShutdownPayload = ShutdownPayload()
+
+
+Command = Annotated[
+    PingCommand
+    | StartStreamCommand
+    | StopStreamCommand
+    | RunBatchCommand
+    | CancelBatchCommand
+    | ShutdownCommand,
+    Field(discriminator="type"),
+]
+COMMAND_MODELS: dict[CommandType, type[_CommandBase]] = {
+    CommandType.PING: PingCommand,
+    CommandType.START_STREAM: StartStreamCommand,
+    CommandType.STOP_STREAM: StopStreamCommand,
+    CommandType.RUN_BATCH: RunBatchCommand,
+    CommandType.CANCEL_BATCH: CancelBatchCommand,
+    CommandType.SHUTDOWN: ShutdownCommand,
+}
+_COMMAND_ADAPTER: TypeAdapter[Any] = TypeAdapter(Command)
+_ID_IN_TEXT = re.compile(rb'"command_id"\s*:\s*"([^"\\]{1,128})"')
+
+
+def new_command(
+    command_type: CommandType | str,
+    payload: dict[str, Any] | None = None,
+    *,
+    command_id: str | None = None,
+    issued_by: str | None = None,
+) -> _CommandBase:
+    """Build a valid command (clients and tests); raises ContractError when invalid."""
+    import uuid
+
+    raw = {
+        "schema_version": SCHEMA_VERSION,
+        "command_id": command_id or str(uuid.uuid4()),
+        "type": str(command_type),
+        "issued_at": datetime.now(UTC).isoformat(),
+        "issued_by": issued_by,
+        "payload": payload or {},
+    }
+    return decode_command(orjson.dumps({k: v for k, v in raw.items() if v is not None}))
+
+
+def decode_command(raw: bytes | None, *, max_bytes: int = 65_536) -> Any:
+    """Bytes -> a valid command model, or `ContractError` with the code to answer with."""
+    if raw is None:
+        raise ContractError(ErrorCode.INVALID_REQUEST, "empty message (null value)")
+    if len(raw) > max_bytes:
+        match = _ID_IN_TEXT.search(raw[:4096])
+        raise ContractError(
+            ErrorCode.INVALID_REQUEST,
+            f"command is {len(raw)} bytes; the limit is {max_bytes}",
+            command_id=match.group(1).decode("utf-8", "replace") if match else None,
+        )
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        match = _ID_IN_TEXT.search(raw)
+        raise ContractError(
+            ErrorCode.INVALID_REQUEST,
+            f"not valid JSON: {exc}",
+            command_id=match.group(1).decode("utf-8", "replace") if match else None,
+        ) from None
+    if not isinstance(obj, dict):
+        raise ContractError(
+            ErrorCode.INVALID_REQUEST, f"a command is a JSON object, got {type(obj).__name__}"
+        )
+    cid = obj.get("command_id")
+    command_id = cid if isinstance(cid, str) and 0 < len(cid) <= MAX_COMMAND_ID_LENGTH else None
+
+    version = obj.get("schema_version")
+    if version is None:
+        raise ContractError(
+            ErrorCode.INVALID_REQUEST, "schema_version is required", command_id=command_id
+        )
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ContractError(
+            ErrorCode.INVALID_REQUEST,
+            f"schema_version must be an integer, got {version!r}",
+            command_id=command_id,
+        )
+    if version != SCHEMA_VERSION:
+        raise ContractError(
+            ErrorCode.UNSUPPORTED_SCHEMA_VERSION,
+            f"schema_version {version} is not supported; this worker speaks {SCHEMA_VERSION}",
+            command_id=command_id,
+        )
+    ctype = obj.get("type")
+    if not isinstance(ctype, str):
+        raise ContractError(
+            ErrorCode.INVALID_REQUEST,
+            "type is required and must be a string",
+            command_id=command_id,
+        )
+    if ctype not in CommandType.__members__.values():
+        known = ", ".join(t.value for t in CommandType)
+        raise ContractError(
+            ErrorCode.UNKNOWN_COMMAND,
+            f"unknown command type {ctype!r}; known types: {known}",
+            command_id=command_id,
+        )
+    try:
+        return _COMMAND_ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        raise ContractError(
+            ErrorCode.INVALID_REQUEST, validation_message(exc), command_id=command_id
+        ) from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A one-line, user-facing summary of pydantic errors."""
+    parts = []
+    for err in exc.errors()[:5]:
+        # Drop the discriminator tags pydantic puts in the path (e.g. 'run_batch', 'kafka').
+        loc = ".".join(str(p) for p in err["loc"] if str(p) not in _TAGS) or "<root>"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+_TAGS = {t.value for t in CommandType} | {"kafka", "delta"}

@@ -1,0 +1,40 @@
+"""Error codes of the command/event contract and the one exception every decode failure becomes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Codes carried by `command.rejected`, `batch.failed` and `stream.failed` (DESIGN.md §4)."""
+
+    INVALID_REQUEST = "INVALID_REQUEST"
+    UNKNOWN_COMMAND = "UNKNOWN_COMMAND"
+    UNSUPPORTED_SCHEMA_VERSION = "UNSUPPORTED_SCHEMA_VERSION"
+    BATCH_NOT_FOUND = "BATCH_NOT_FOUND"
+    BATCH_ALREADY_EXISTS = "BATCH_ALREADY_EXISTS"
+    BATCH_NOT_CANCELLABLE = "BATCH_NOT_CANCELLABLE"
+    STREAM_ALREADY_RUNNING = "STREAM_ALREADY_RUNNING"
+    STREAM_NOT_RUNNING = "STREAM_NOT_RUNNING"
+    CAPACITY_EXCEEDED = "CAPACITY_EXCEEDED"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    SOURCE_ERROR = "SOURCE_ERROR"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class ContractError(ValueError):
+    """Bytes that do not decode into a valid contract message.
+
+    `command_id` is whatever could be recovered from the bytes (None if nothing), so the
+    worker can still answer the sender with `command.rejected`.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, command_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.command_id = command_id
+
+    def __repr__(self) -> str:
+        return f"ContractError({self.code.value}, {self.message!r})"

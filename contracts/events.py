@@ -1,0 +1,254 @@
+"""Event envelope (`pipeline-events`, DESIGN.md §4) and the typed `data` of each event type.
+
+The topic is compacted and keyed by `subject`; every `batch.*` event carries the full
+`BatchRecord`, so the latest event per key is enough to rebuild the registry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contracts.commands import SCHEMA_VERSION, validation_message
+from contracts.errors import ContractError, ErrorCode
+
+
+class EventType(StrEnum):
+    WORKER_STARTED = "worker.started"
+    WORKER_HEARTBEAT = "worker.heartbeat"
+    WORKER_PONG = "worker.pong"
+    WORKER_STOPPING = "worker.stopping"
+    WORKER_STOPPED = "worker.stopped"
+    COMMAND_ACCEPTED = "command.accepted"
+    COMMAND_REJECTED = "command.rejected"
+    STREAM_STARTED = "stream.started"
+    STREAM_PROGRESS = "stream.progress"
+    STREAM_STOPPED = "stream.stopped"
+    STREAM_FAILED = "stream.failed"
+    BATCH_PENDING = "batch.pending"
+    BATCH_RUNNING = "batch.running"
+    BATCH_COMPLETED = "batch.completed"
+    BATCH_FAILED = "batch.failed"
+    BATCH_CANCELLED = "batch.cancelled"
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED)
+
+
+BATCH_EVENT_FOR_STATUS: dict[BatchStatus, EventType] = {
+    BatchStatus.PENDING: EventType.BATCH_PENDING,
+    BatchStatus.RUNNING: EventType.BATCH_RUNNING,
+    BatchStatus.COMPLETED: EventType.BATCH_COMPLETED,
+    BatchStatus.FAILED: EventType.BATCH_FAILED,
+    BatchStatus.CANCELLED: EventType.BATCH_CANCELLED,
+}
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class ErrorInfo(_Data):
+    code: str
+    message: str
+
+
+class TablePointer(_Data):
+    """Where a result lives: an ordinary Delta table and the version written."""
+
+    path: str
+    version: int
+    row_count: int | None = None
+
+
+class BatchRecord(_Data):
+    """Everything known about one batch; carried whole by every `batch.*` event."""
+
+    batch_id: str
+    status: BatchStatus
+    analysis_type: str
+    analyses: list[str] = Field(default_factory=list)
+    source: dict[str, Any]
+    filters: dict[str, Any] = Field(default_factory=dict)
+    command_id: str | None = None
+    submitted_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    row_count: int | None = None
+    raw: TablePointer | None = None
+    aggregated: dict[str, TablePointer] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+    attempts: int = 0
+    worker_id: str | None = None
+    skipped_invalid_records: int | None = None
+
+
+class StreamHealth(_Data):
+    state: Literal["running", "stopped", "failed", "starting", "stopping"] = "stopped"
+    query_id: str | None = None
+    topic: str | None = None
+    started_at: datetime | None = None
+    last_progress: dict[str, Any] | None = None
+
+
+class BatchCounts(_Data):
+    pending: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class WorkerHealth(_Data):
+    """`worker.started` / `worker.heartbeat` / `worker.pong` / `worker.stopping|stopped`."""
+
+    worker_id: str
+    status: Literal["starting", "ready", "stopping", "stopped"] = "ready"
+    spark_alive: bool
+    spark_version: str | None = None
+    spark_master: str | None = None
+    uptime_seconds: float
+    stream: StreamHealth = StreamHealth()
+    batches: BatchCounts = BatchCounts()
+    kafka_bootstrap: str | None = None
+    version: str | None = None
+
+
+class CommandAcceptedData(_Data):
+    command_type: str
+    batch_id: str | None = None
+    duplicate: bool = False
+
+
+class CommandRejectedData(_Data):
+    code: ErrorCode
+    message: str
+    command_type: str | None = None
+    duplicate: bool = False
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+
+
+class StreamProgress(_Data):
+    """`stream.progress`: one micro-batch of the ingest."""
+
+    query_id: str
+    batch_id: int
+    rows_in: int
+    rows_written: int
+    rows_quarantined: int
+    rows_per_second: float
+    batch_duration_ms: int
+    late_rows: int = 0
+    offsets: dict[str, Any] = Field(default_factory=dict)
+    total_rows_written: int = 0
+    total_rows_quarantined: int = 0
+
+
+class StreamLifecycle(_Data):
+    """`stream.started` / `stream.stopped` / `stream.failed`."""
+
+    state: Literal["running", "stopped", "failed"]
+    query_id: str | None = None
+    topic: str | None = None
+    starting_offsets: str | None = None
+    trigger_seconds: float | None = None
+    reason: str | None = None
+    error: ErrorInfo | None = None
+
+
+EVENT_DATA_MODELS: dict[EventType, type[_Data]] = {
+    EventType.WORKER_STARTED: WorkerHealth,
+    EventType.WORKER_HEARTBEAT: WorkerHealth,
+    EventType.WORKER_PONG: WorkerHealth,
+    EventType.WORKER_STOPPING: WorkerHealth,
+    EventType.WORKER_STOPPED: WorkerHealth,
+    EventType.COMMAND_ACCEPTED: CommandAcceptedData,
+    EventType.COMMAND_REJECTED: CommandRejectedData,
+    EventType.STREAM_STARTED: StreamLifecycle,
+    EventType.STREAM_PROGRESS: StreamProgress,
+    EventType.STREAM_STOPPED: StreamLifecycle,
+    EventType.STREAM_FAILED: StreamLifecycle,
+    EventType.BATCH_PENDING: BatchRecord,
+    EventType.BATCH_RUNNING: BatchRecord,
+    EventType.BATCH_COMPLETED: BatchRecord,
+    EventType.BATCH_FAILED: BatchRecord,
+    EventType.BATCH_CANCELLED: BatchRecord,
+}
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    type: EventType
+    subject: str
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    worker_id: str
+    command_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @property
+    def key(self) -> bytes:
+        return self.subject.encode()
+
+    def typed_data(self) -> Any:
+        """`data` parsed with the model of this event type."""
+        return EVENT_DATA_MODELS[self.type].model_validate(self.data)
+
+
+def make_event(
+    event_type: EventType,
+    subject: str,
+    worker_id: str,
+    data: BaseModel | dict[str, Any],
+    *,
+    command_id: str | None = None,
+) -> Event:
+    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    return Event(
+        type=event_type, subject=subject, worker_id=worker_id, command_id=command_id, data=payload
+    )
+
+
+def decode_event(raw: bytes) -> Event:
+    try:
+        return Event.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ContractError(ErrorCode.INVALID_REQUEST, validation_message(exc)) from None
+
+
+def batch_subject(batch_id: str) -> str:
+    return f"batch/{batch_id}"
+
+
+def stream_subject(name: str = "transactions") -> str:
+    return f"stream/{name}"
+
+
+def worker_subject(worker_id: str) -> str:
+    return f"worker/{worker_id}"
+
+
+def command_subject(command_id: str) -> str:
+    return f"command/{command_id}"

@@ -1,0 +1,171 @@
+"""Thin wrappers over confluent-kafka shared by the worker and the client tools:
+client construction (security included), topic creation, and reading the event log.
+
+No Spark here, so client commands stay light.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from contracts.errors import ContractError
+from contracts.events import Event, decode_event
+from contracts.settings import Settings
+from contracts.topics import topic_specs
+
+
+class KafkaUnavailable(RuntimeError):
+    """The cluster at PIPELINE_KAFKA_BOOTSTRAP did not answer."""
+
+
+def make_producer(settings: Settings, **overrides: Any) -> Producer:
+    conf = {
+        **settings.kafka_client_config(),
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        **overrides,
+    }
+    return Producer(conf)
+
+
+def make_consumer(settings: Settings, group_id: str | None = None, **overrides: Any) -> Consumer:
+    conf = {
+        **settings.kafka_client_config(),
+        # A throw-away group for readers that only assign partitions and never commit.
+        "group.id": group_id or f"pipeline-reader-{uuid.uuid4()}",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+        **overrides,
+    }
+    return Consumer(conf)
+
+
+def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnavailable(
+            f"no Kafka broker answered at {settings.kafka_bootstrap} within {timeout:g}s "
+            f"({exc.args[0] if exc.args else exc}). Start one with `pipeline broker start` "
+            "or set PIPELINE_KAFKA_BOOTSTRAP."
+        ) from None
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the project's missing topics; idempotent. Returns the names it created."""
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot list topics at {settings.kafka_bootstrap}: {exc}") from None
+    wanted = [s for s in topic_specs(settings) if s.name not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=s.config)
+            for s in wanted
+        ],
+        operation_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            # Another worker or client created it between list and create: that is fine.
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return created
+
+
+def end_offsets(consumer: Consumer, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return {}
+    out = {}
+    for partition in meta.partitions:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        out[partition] = high
+    return out
+
+
+def read_events(
+    settings: Settings,
+    *,
+    from_beginning: bool = True,
+    follow: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_bad_record: Callable[[bytes | None, ContractError], None] | None = None,
+    start_offsets: dict[int, int] | None = None,
+) -> Iterator[Event]:
+    """Events of the event topic in order: from the start (or the current end, or given
+    offsets) up to the end offsets seen at call time, or forever with `follow`."""
+    consumer = make_consumer(settings)
+    try:
+        topic = settings.events_topic
+        ends = end_offsets(consumer, topic)
+        if not ends:
+            return
+        if start_offsets is not None:
+            starts = {p: start_offsets.get(p, 0) for p in ends}
+        elif from_beginning:
+            starts = dict.fromkeys(ends, 0)
+        else:
+            starts = dict(ends)
+        consumer.assign([TopicPartition(topic, p, o) for p, o in starts.items()])
+        # Compaction leaves gaps, so "done" means the position reached the end, not a count.
+        remaining = {p for p in ends if starts[p] < ends[p]}
+        while follow or remaining:
+            if should_stop():
+                return
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    remaining.discard(msg.partition())
+                    continue
+                raise KafkaException(msg.error())
+            if msg.offset() >= ends.get(msg.partition(), 0) - 1:
+                remaining.discard(msg.partition())
+            try:
+                yield decode_event(msg.value())
+            except ContractError as exc:
+                if on_bad_record:
+                    on_bad_record(msg.value(), exc)
+    finally:
+        consumer.close()
+
+
+def wait_for_event(
+    settings: Settings,
+    start_offsets: dict[int, int],
+    predicate: Callable[[Event], bool],
+    timeout: float,
+    on_event: Callable[[Event], None] | None = None,
+) -> Event | None:
+    """The first event at/after `start_offsets` that satisfies `predicate`, or None on timeout."""
+    deadline = time.monotonic() + timeout
+    for event in read_events(
+        settings,
+        follow=True,
+        start_offsets=start_offsets,
+        should_stop=lambda: time.monotonic() > deadline,
+    ):
+        if on_event:
+            on_event(event)
+        if predicate(event):
+            return event
+    return None

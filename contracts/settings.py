@@ -1,0 +1,109 @@
+"""Configuration: one frozen object read from `PIPELINE_*` environment variables (DESIGN.md §9).
+
+Shared by the worker and the client tools, so both agree on topics, paths and Kafka security.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIPELINE_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = "localhost:9092"
+    data_dir: Path = Path("./data")
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
+    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    commands_topic: str = "pipeline-commands"
+    events_topic: str = "pipeline-events"
+    stream_topic: str = "transactions-stream"
+    batch_topic: str = "transactions-batch"
+    dlq_topic: str = "pipeline-dlq"
+    stream_partitions: int = Field(default=3, ge=1)
+    consumer_group: str = "pipeline-worker"
+
+    batch_concurrency: int = Field(default=3, ge=1, le=64)
+    max_pending_batches: int = Field(default=100, ge=1)
+    trigger_seconds: float = Field(default=2.0, gt=0)
+    max_offsets_per_trigger: int = Field(default=200_000, ge=1)
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    max_command_bytes: int = Field(default=65_536, ge=1024)
+    drain_timeout_seconds: float = Field(default=30.0, ge=0)
+
+    # Kafka security, applied to confluent-kafka clients and to Spark's Kafka source alike.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_ca_location: str | None = None  # PEM file with the CA certificate(s)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @property
+    def delta_dir(self) -> Path:
+        return self.data_dir / "delta"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka (confluent-kafka) settings for this cluster, security included."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap,
+            "security.protocol": self.kafka_security_protocol.lower(),
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanisms"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username is not None:
+            conf["sasl.username"] = self.kafka_sasl_username
+            conf["sasl.password"] = self.kafka_sasl_password or ""
+        if self.kafka_ssl_ca_location:
+            conf["ssl.ca.location"] = self.kafka_ssl_ca_location
+        return conf
+
+    def spark_kafka_options(self) -> dict[str, str]:
+        """The same settings as `kafka.*` options of Spark's Kafka source and sink."""
+        opts = {
+            "kafka.bootstrap.servers": self.kafka_bootstrap,
+            "kafka.security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            opts["kafka.sasl.mechanism"] = self.kafka_sasl_mechanism
+            module = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule"
+                if self.kafka_sasl_mechanism.upper() == "PLAIN"
+                else "org.apache.kafka.common.security.scram.ScramLoginModule"
+            )
+            user = (self.kafka_sasl_username or "").replace('"', '\\"')
+            password = (self.kafka_sasl_password or "").replace('"', '\\"')
+            opts["kafka.sasl.jaas.config"] = (
+                f'{module} required username="{user}" password="{password}";'
+            )
+        if self.kafka_ssl_ca_location:
+            opts["kafka.ssl.truststore.type"] = "PEM"
+            opts["kafka.ssl.truststore.location"] = self.kafka_ssl_ca_location
+        return opts
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,77 @@
+"""The registry fold: the latest event per subject rebuilds the state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from contracts.events import (
+    BATCH_EVENT_FOR_STATUS,
+    BatchRecord,
+    BatchStatus,
+    EventType,
+    batch_subject,
+    command_subject,
+    make_event,
+)
+from contracts.registry import fold_events
+
+
+def record(batch_id: str, status: BatchStatus, attempts: int = 0) -> BatchRecord:
+    return BatchRecord(batch_id=batch_id, status=status, analysis_type="revenue_by_category",
+                       source={"kind": "delta", "start_date": "2025-01-01",
+                               "end_date": "2025-01-02"},
+                       submitted_at=datetime(2025, 1, 1, tzinfo=UTC), attempts=attempts)
+
+
+def batch_event(rec: BatchRecord):  # noqa: ANN201
+    return make_event(BATCH_EVENT_FOR_STATUS[rec.status], batch_subject(rec.batch_id), "w1", rec)
+
+
+def test_latest_batch_event_wins() -> None:
+    events = [
+        batch_event(record("a", BatchStatus.PENDING)),
+        batch_event(record("b", BatchStatus.PENDING)),
+        batch_event(record("a", BatchStatus.RUNNING, 1)),
+        batch_event(record("a", BatchStatus.COMPLETED, 1)),
+    ]
+    registry = fold_events(events)
+    assert registry.batches["a"].status is BatchStatus.COMPLETED
+    assert registry.batches["b"].status is BatchStatus.PENDING
+    assert [r.batch_id for r in registry.batches_with(BatchStatus.PENDING)] == ["b"]
+    assert registry.counts()["completed"] == 1
+
+
+def test_compacted_log_gives_the_same_registry() -> None:
+    events = [batch_event(record("a", s, 1)) for s in (BatchStatus.PENDING,
+                                                       BatchStatus.RUNNING,
+                                                       BatchStatus.FAILED)]
+    full = fold_events(events)
+    compacted = fold_events(events[-1:])
+    assert full.batches == compacted.batches
+
+
+def test_first_command_outcome_is_kept_and_duplicates_do_not_override() -> None:
+    accepted = make_event(EventType.COMMAND_ACCEPTED, command_subject("c1"), "w1",
+                          {"command_type": "ping"}, command_id="c1")
+    replay = make_event(EventType.COMMAND_REJECTED, command_subject("c1"), "w1",
+                        {"code": "X", "message": "m", "duplicate": True}, command_id="c1")
+    registry = fold_events([accepted, replay])
+    assert registry.commands["c1"].event_type is EventType.COMMAND_ACCEPTED
+
+
+def test_stream_desired_state() -> None:
+    started = make_event(EventType.STREAM_STARTED, "stream/transactions", "w1",
+                         {"state": "running", "topic": "t"})
+    progress = make_event(EventType.STREAM_PROGRESS, "stream/transactions/progress", "w1",
+                          {"rows_in": 5})
+    registry = fold_events([started, progress])
+    assert registry.streams["stream/transactions"].state == "running"
+    assert registry.last_progress["stream/transactions/progress"]["rows_in"] == 5
+    stopped = make_event(EventType.STREAM_STOPPED, "stream/transactions", "w1",
+                         {"state": "stopped"})
+    assert fold_events([started, stopped]).streams["stream/transactions"].state == "stopped"
+
+
+def test_fold_of_ten_thousand_batches_is_linear() -> None:
+    events = [batch_event(record(f"b{i}", BatchStatus.COMPLETED, 1)) for i in range(10_000)]
+    assert len(fold_events(events).batches) == 10_000

@@ -1,0 +1,72 @@
+"""One handler per command type. Handlers validate against current state and either
+refuse (`CommandRefused`) or accept, returning the follow-up to run after the answer.
+They never run Spark work: that is handed to the stream manager or the batch runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from contracts.commands import (
+    CancelBatchCommand,
+    PingCommand,
+    RunBatchCommand,
+    ShutdownCommand,
+    StartStreamCommand,
+    StopStreamCommand,
+)
+from contracts.events import CommandAcceptedData, EventType, worker_subject
+from contracts.settings import Settings
+from worker.batch_runner import BatchRunner
+from worker.health import HealthReporter
+from worker.publisher import EventPublisher
+from worker.signals import StopFlag
+from worker.stream_manager import StreamManager
+
+FollowUp = Callable[[], None] | None
+
+
+class CommandHandlers:
+    def __init__(self, settings: Settings, publisher: EventPublisher, health: HealthReporter,
+                 stream: StreamManager, batches: BatchRunner, stop_flag: StopFlag) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.health = health
+        self.stream = stream
+        self.batches = batches
+        self.stop_flag = stop_flag
+
+    def dispatch(self, command: Any) -> tuple[CommandAcceptedData, FollowUp]:
+        handler = getattr(self, f"_on_{command.type}")
+        return handler(command)
+
+    def _on_ping(self, command: PingCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        def pong() -> None:
+            self.publisher.publish(EventType.WORKER_PONG, worker_subject(self.settings.worker_id),
+                                   self.health.snapshot(), command_id=command.command_id)
+
+        return CommandAcceptedData(command_type=command.type), pong
+
+    def _on_start_stream(self, command: StartStreamCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        start = self.stream.prepare_start(command.payload, command.command_id)
+        return CommandAcceptedData(command_type=command.type), start
+
+    def _on_stop_stream(self, command: StopStreamCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        stop = self.stream.prepare_stop(command.command_id)
+        return CommandAcceptedData(command_type=command.type), stop
+
+    def _on_run_batch(self, command: RunBatchCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        batch_id, submit = self.batches.prepare_submit(command.payload, command.command_id)
+        return CommandAcceptedData(command_type=command.type, batch_id=batch_id), submit
+
+    def _on_cancel_batch(self, command: CancelBatchCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        batch_id = command.payload.batch_id
+        cancel = self.batches.prepare_cancel(batch_id, command.command_id)
+        return CommandAcceptedData(command_type=command.type, batch_id=batch_id), cancel
+
+    def _on_shutdown(self, command: ShutdownCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        def stop() -> None:
+            self.stop_flag.set(f"shutdown command {command.command_id}",
+                               command.payload.drain_timeout_seconds)
+
+        return CommandAcceptedData(command_type=command.type), stop

@@ -1,0 +1,385 @@
+"""The streaming ingest: Kafka `transactions-stream` -> Delta, exactly once, in `streaming-pool`.
+
+Each micro-batch (foreachBatch) parses with the contract, appends valid rows to
+`stream/transactions` and invalid ones to `stream/quarantine` (+ the DLQ topic), and
+recomputes the dashboard windows the batch touched. Delta idempotent writes
+(txnAppId = this checkpoint's id, txnVersion = micro-batch id) make a replayed batch a
+no-op, so a restart or a `kill -9` neither loses nor duplicates rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from contracts.commands import StartStreamPayload
+from contracts.errors import ErrorCode
+from contracts.events import (
+    ErrorInfo,
+    EventType,
+    StreamHealth,
+    StreamLifecycle,
+    StreamProgress,
+    stream_subject,
+)
+from contracts.registry import Registry
+from contracts.settings import Settings
+from worker.dashboard import DashboardUpdater
+from worker.errors import CommandRefused
+from worker.health import HealthReporter
+from worker.publisher import EventPublisher
+from worker.spark_session import STREAMING_POOL
+from worker.storage import StoragePaths
+from worker.transaction_parser import REASON, contract_columns, parse_transactions
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+STREAM_NAME = "transactions"
+WATERMARK = timedelta(minutes=10)
+
+
+class StreamManager:
+    def __init__(self, spark: SparkSession, settings: Settings, publisher: EventPublisher,
+                 health: HealthReporter) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.publisher = publisher
+        self.health = health
+        self.paths = StoragePaths(settings)
+        self.subject = stream_subject(STREAM_NAME)
+        self.progress_subject = f"{self.subject}/progress"
+        self._lock = threading.Lock()         # guards state changes
+        self._batch_lock = threading.Lock()   # held while a micro-batch writes
+        self._state = "stopped"
+        self._query: StreamingQuery | None = None
+        self._options: dict[str, Any] = {}
+        self._stop_reason = ""
+        self._max_event_time: datetime | None = None
+        self._totals = {"written": 0, "quarantined": 0}
+        self._dashboard = DashboardUpdater(spark, self.paths)
+
+    # ---- commands ----------------------------------------------------------------------
+
+    def prepare_start(self, payload: StartStreamPayload,
+                      command_id: str | None) -> Callable[[], None]:
+        with self._lock:
+            if self._state in ("running", "starting"):
+                raise CommandRefused(ErrorCode.STREAM_ALREADY_RUNNING,
+                                     f"the stream is already {self._state} "
+                                     f"(topic {self._options.get('topic')})")
+            if self._state == "stopping":
+                raise CommandRefused(ErrorCode.STREAM_ALREADY_RUNNING,
+                                     "the stream is still stopping; try again shortly")
+            self._set_state("starting")
+        options = {
+            "topic": payload.topic or self.settings.stream_topic,
+            "starting_offsets": payload.starting_offsets,
+            "trigger_seconds": payload.trigger_seconds or self.settings.trigger_seconds,
+        }
+        return lambda: self._start_async(options, command_id)
+
+    def prepare_stop(self, command_id: str | None) -> Callable[[], None]:
+        with self._lock:
+            if self._state not in ("running", "starting"):
+                raise CommandRefused(ErrorCode.STREAM_NOT_RUNNING,
+                                     f"the stream is not running (state: {self._state})")
+            self._set_state("stopping")
+        return lambda: self._stop_async(command_id, "stop_stream command")
+
+    def resume(self, registry: Registry) -> None:
+        """Restart the stream from its checkpoint if its last desired state was running."""
+        desire = registry.streams.get(self.subject)
+        if desire is None or desire.state != "running":
+            return
+        log.info("resuming the stream (last desired state: running)")
+        with self._lock:
+            self._set_state("starting")
+        self._start_async(
+            {
+                "topic": desire.data.get("topic") or self.settings.stream_topic,
+                "starting_offsets": desire.data.get("starting_offsets") or "latest",
+                "trigger_seconds": desire.data.get("trigger_seconds")
+                or self.settings.trigger_seconds,
+            },
+            None,
+        )
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop at a micro-batch boundary, keeping the desired state 'running' so that the
+        next worker resumes the stream (a shutdown is not a stop_stream)."""
+        query = self._query
+        if query is None:
+            return
+        with self._lock:
+            self._set_state("stopping")
+        self._stop_query(query, timeout)
+        with self._lock:
+            self._set_state("stopped")
+        log.info("stream stopped for shutdown")
+
+    def state(self) -> str:
+        return self._state
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self.health.stream_state = StreamHealth(
+            state=state,  # type: ignore[arg-type]
+            query_id=str(self._query.id) if self._query is not None else None,
+            topic=self._options.get("topic"),
+            last_progress=self.health.stream_state.last_progress,
+        )
+
+    def _start_async(self, options: dict[str, Any], command_id: str | None) -> None:
+        threading.Thread(target=self._start, args=(options, command_id),
+                         name="stream-start", daemon=True).start()
+
+    def _start(self, options: dict[str, Any], command_id: str | None) -> None:
+        try:
+            query = self._start_query(options)
+        except Exception as exc:
+            log.exception("the stream failed to start")
+            with self._lock:
+                self._query = None
+                self._set_state("failed")
+            self._publish_lifecycle(EventType.STREAM_FAILED, "failed", options, command_id,
+                                    error=ErrorInfo(code=ErrorCode.SOURCE_ERROR,
+                                                    message=_short(exc)))
+            return
+        with self._lock:
+            self._query = query
+            self._options = options
+            self._set_state("running")
+        self._publish_lifecycle(EventType.STREAM_STARTED, "running", options, command_id,
+                                query_id=str(query.id))
+        threading.Thread(target=self._watch, args=(query, options), name="stream-watch",
+                         daemon=True).start()
+
+    def _start_query(self, options: dict[str, Any]) -> StreamingQuery:
+        spark = self.spark
+        topic = options["topic"]
+        name = "stream_transactions" if topic == self.settings.stream_topic else (
+            f"stream_transactions__{topic}")
+        checkpoint = self.paths.checkpoint(name)
+        app_id = _checkpoint_app_id(checkpoint)
+        # Jobs started from this thread (the query's micro-batches) run in the favoured pool.
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", STREAMING_POOL)
+        source = (
+            spark.readStream.format("kafka")
+            .options(**self.settings.spark_kafka_options())
+            .option("subscribe", topic)
+            .option("startingOffsets", options["starting_offsets"])
+            # Records deleted by retention before we read them are reported, not fatal.
+            .option("failOnDataLoss", "false")
+            .option("maxOffsetsPerTrigger", str(self.settings.max_offsets_per_trigger))
+            .option("includeHeaders", "true")
+            .load()
+        )
+        query = (
+            source.writeStream.queryName(name)
+            .foreachBatch(lambda df, batch_id: self._process(df, batch_id, app_id, topic))
+            .option("checkpointLocation", str(checkpoint))
+            .trigger(processingTime=f"{options['trigger_seconds']} seconds")
+            .start()
+        )
+        log.info("stream %s started on topic %s (checkpoint %s)", name, topic, checkpoint)
+        return query
+
+    def _watch(self, query: StreamingQuery, options: dict[str, Any]) -> None:
+        """Turn a dying query into `stream.failed`; the worker itself carries on."""
+        try:
+            query.awaitTermination()
+        except Exception as exc:
+            if self._query is query and self._state == "running":
+                log.error("stream failed: %s", _short(exc))
+                with self._lock:
+                    self._query = None
+                    self._set_state("failed")
+                self._publish_lifecycle(EventType.STREAM_FAILED, "failed", options, None,
+                                        error=ErrorInfo(code=ErrorCode.INTERNAL_ERROR,
+                                                        message=_short(exc)))
+
+    def _stop_async(self, command_id: str | None, reason: str) -> None:
+        def stop() -> None:
+            query, options = self._query, dict(self._options)
+            if query is None:  # still starting: wait for it, then stop it
+                deadline = time.monotonic() + 120
+                while self._query is None and self._state == "stopping" and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.2)
+                query, options = self._query, dict(self._options)
+            if query is not None:
+                self._stop_query(query, 120.0)
+            with self._lock:
+                self._query = None
+                self._set_state("stopped")
+            self._publish_lifecycle(EventType.STREAM_STOPPED, "stopped", options, command_id,
+                                    reason=reason)
+
+        threading.Thread(target=stop, name="stream-stop", daemon=True).start()
+
+    def _stop_query(self, query: StreamingQuery, timeout: float) -> None:
+        # Taking the batch lock waits for the running micro-batch to finish its writes, so
+        # the query stops at a boundary; a batch cut short would replay idempotently anyway.
+        acquired = self._batch_lock.acquire(timeout=timeout)
+        try:
+            query.stop()
+        finally:
+            if acquired:
+                self._batch_lock.release()
+
+    def _publish_lifecycle(self, event_type: EventType, state: str, options: dict[str, Any],
+                           command_id: str | None, **extra: Any) -> None:
+        data = StreamLifecycle(
+            state=state,  # type: ignore[arg-type]
+            topic=options.get("topic"),
+            starting_offsets=options.get("starting_offsets"),
+            trigger_seconds=options.get("trigger_seconds"),
+            **extra,
+        )
+        self.publisher.publish(event_type, self.subject, data, command_id=command_id, flush=True)
+
+    # ---- one micro-batch ---------------------------------------------------------------
+
+    def _process(self, df: DataFrame, batch_id: int, app_id: str, topic: str) -> None:
+        with self._batch_lock:
+            started = time.monotonic()
+            stats = self._write_batch(df, batch_id, app_id)
+            duration = time.monotonic() - started
+        if stats is None:
+            return
+        self._totals["written"] += stats["valid"]
+        self._totals["quarantined"] += stats["invalid"]
+        rows_in = stats["valid"] + stats["invalid"]
+        progress = StreamProgress(
+            query_id=str(self._query.id) if self._query is not None else "",
+            batch_id=batch_id,
+            rows_in=rows_in,
+            rows_written=stats["valid"],
+            rows_quarantined=stats["invalid"],
+            late_rows=stats["late"],
+            rows_per_second=round(rows_in / duration, 1) if duration > 0 else 0.0,
+            batch_duration_ms=int(duration * 1000),
+            offsets={topic: stats["offsets"]},
+            total_rows_written=self._totals["written"],
+            total_rows_quarantined=self._totals["quarantined"],
+        )
+        self.health.stream_state = self.health.stream_state.model_copy(
+            update={"last_progress": progress.model_dump(mode="json")})
+        self.publisher.publish(EventType.STREAM_PROGRESS, self.progress_subject, progress)
+
+    def _write_batch(self, df: DataFrame, batch_id: int, app_id: str) -> dict[str, Any] | None:
+        from pyspark import StorageLevel
+        from pyspark.sql import functions as F
+
+        parsed = parse_transactions(df).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            counts = (
+                parsed.groupBy("partition")
+                .agg(
+                    F.count(F.lit(1)).alias("n"),
+                    F.sum(F.when(F.col(REASON).isNull(), 1).otherwise(0)).alias("valid"),
+                    F.max("offset").alias("max_offset"),
+                    F.max(F.when(F.col(REASON).isNull(), F.col("event_timestamp")))
+                    .alias("max_event"),
+                )
+                .collect()
+            )
+            if not counts:
+                return None
+            valid_n = sum(int(r["valid"]) for r in counts)
+            invalid_n = sum(int(r["n"]) for r in counts) - valid_n
+            offsets = {str(r["partition"]): int(r["max_offset"]) + 1 for r in counts}
+            txn = {"txnAppId": app_id, "txnVersion": str(batch_id)}
+            late = 0
+            if valid_n:
+                valid = parsed.where(F.col(REASON).isNull()).select(
+                    *[c for c in contract_columns() if c not in ("processing_timestamp",)],
+                )
+                valid = valid.withColumn("processing_timestamp", F.current_timestamp()) \
+                    .withColumn("event_date", F.to_date("event_timestamp")) \
+                    .select(*contract_columns(), "event_date")
+                (valid.write.format("delta").mode("append").partitionBy("event_date")
+                 .options(**txn).save(str(self.paths.transactions)))
+                late = self._update_dashboard(valid, counts)
+            if invalid_n:
+                self._quarantine(parsed.where(F.col(REASON).isNotNull()), txn)
+            return {"valid": valid_n, "invalid": invalid_n, "offsets": offsets, "late": late}
+        finally:
+            parsed.unpersist()
+
+    def _quarantine(self, invalid: DataFrame, txn: dict[str, str]) -> None:
+        from pyspark.sql import functions as F
+
+        rows = invalid.select(
+            F.col("key").alias("raw_key"),
+            F.col("value").alias("raw_value"),
+            F.col(REASON).alias("reason"),
+            "topic",
+            "partition",
+            "offset",
+            F.col("timestamp").alias("kafka_timestamp"),
+            F.current_timestamp().alias("quarantined_at"),
+        )
+        rows.write.format("delta").mode("append").options(**txn).save(str(self.paths.quarantine))
+        # The DLQ carries the original bytes, with headers naming the error and the origin.
+        header = F.struct
+        dlq = rows.select(
+            F.col("raw_key").alias("key"),
+            F.col("raw_value").alias("value"),
+            F.array(
+                header(F.lit("error.reason").alias("key"), F.col("reason").cast("binary")
+                       .alias("value")),
+                header(F.lit("source.topic").alias("key"), F.col("topic").cast("binary")
+                       .alias("value")),
+                header(F.lit("source.partition").alias("key"),
+                       F.col("partition").cast("string").cast("binary").alias("value")),
+                header(F.lit("source.offset").alias("key"),
+                       F.col("offset").cast("string").cast("binary").alias("value")),
+            ).alias("headers"),
+        )
+        (dlq.write.format("kafka").options(**self.settings.spark_kafka_options())
+         .option("topic", self.settings.dlq_topic).save())
+
+    def _update_dashboard(self, valid: DataFrame, counts: list[Any]) -> int:
+        """Recompute the windows this batch touched; returns how many rows were too late."""
+        from pyspark.sql import functions as F
+
+        batch_max = max((r["max_event"] for r in counts if r["max_event"] is not None),
+                        default=None)
+        watermark = (self._max_event_time - WATERMARK) if self._max_event_time else None
+        on_time = valid if watermark is None else valid.where(
+            F.col("event_timestamp") >= F.lit(watermark))
+        late = 0 if watermark is None else valid.where(
+            F.col("event_timestamp") < F.lit(watermark)).count()
+        self._dashboard.update(on_time)
+        if batch_max is not None:
+            batch_max = batch_max if batch_max.tzinfo else batch_max.replace(tzinfo=UTC)
+            if self._max_event_time is None or batch_max > self._max_event_time:
+                self._max_event_time = batch_max
+        return late
+
+
+def _checkpoint_app_id(checkpoint: Any) -> str:
+    """A stable id per checkpoint: a new checkpoint restarts batch ids at 0, so it must
+    not share the old one's idempotency key (or its first batches would be skipped)."""
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    marker = checkpoint / "pipeline-app-id"
+    if not marker.exists():
+        marker.write_text(f"pipeline-{checkpoint.name}-{uuid.uuid4()}")
+    return marker.read_text().strip()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
