@@ -8,17 +8,14 @@ table makes the update idempotent: a replayed micro-batch writes the same number
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from worker.analytics import AffectedWindows, affected_windows, dashboard_windows
 from worker.storage import StoragePaths
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-WINDOW = timedelta(minutes=5)
-SLIDE = timedelta(minutes=1)
-
 
 class DashboardUpdater:
     def __init__(self, spark: SparkSession, paths: StoragePaths) -> None:
@@ -32,18 +29,16 @@ class DashboardUpdater:
                             F.max("event_timestamp").alias("hi")).first()
         if bounds is None or bounds["lo"] is None:
             return
-        first = _floor_minute(bounds["lo"]) - WINDOW + SLIDE
-        last = _floor_minute(bounds["hi"])
-        self.recompute(first, last)
+        span = affected_windows(_utc(bounds["lo"]), _utc(bounds["hi"]))
+        self.recompute(span)
 
-    def recompute(self, first_start: datetime, last_start: datetime) -> None:
-        """Recompute every window whose start lies in [first_start, last_start]."""
+    def recompute(self, span: AffectedWindows) -> None:
+        """Recompute every window whose start lies in the span, from the stored rows."""
         from delta.tables import DeltaTable
         from pyspark.sql import functions as F
 
-        from worker.analytics import dashboard_windows
-
-        lo, hi = first_start, last_start + WINDOW
+        lo, hi = span.source_start, span.source_end
+        first_start, last_start = span.first_window_start, span.last_window_start
         source = (
             self.spark.read.format("delta").load(str(self.paths.transactions))
             .where(F.col("event_date").between(F.lit(lo.date()), F.lit(hi.date())))
@@ -66,6 +61,6 @@ class DashboardUpdater:
         )
 
 
-def _floor_minute(ts: datetime) -> datetime:
-    ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    return ts.replace(second=0, microsecond=0)
+def _utc(ts: datetime) -> datetime:
+    # Spark hands back naive datetimes in the process time zone, which the worker pins to UTC.
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
