@@ -38,7 +38,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 schemas: $(STAMP)
-	$(BIN)/pipeline schema export --out schemas
+	$(BIN)/python -m contracts.schema_export --out schemas
+
+check-schemas: $(STAMP)
+	$(BIN)/python -m contracts.schema_export --check
 
 test: jars lint
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)

@@ -19,8 +19,9 @@ FAIR_SCHEDULER_FILE = Path(__file__).with_name("fairscheduler.xml")
 def build_session(settings: Settings, app_name: str = "pipeline-worker") -> SparkSession:
     """Start (or reuse) the driver's session. Jars come from the project-local cache, so
     start-up needs no network; a missing cache raises JarCacheError with the fix."""
-    from devkit.jars import spark_jars
     from pyspark.sql import SparkSession
+
+    from devkit.jars import spark_jars
 
     jars = spark_jars()
     cores = _core_count(settings.spark_master)
@@ -40,6 +41,9 @@ def build_session(settings: Settings, app_name: str = "pipeline-worker") -> Spar
         # Small data on few cores suffers from 200 shuffle partitions (DESIGN.md §11).
         .config("spark.sql.shuffle.partitions", str(max(cores, 2)))
         .config("spark.sql.adaptive.enabled", "true")
+        # Delta rebuilds table state with 50 tasks by default; on a few cores each task's
+        # code generation dominates, so match the core count.
+        .config("spark.databricks.delta.snapshotPartitions", str(max(cores, 2)))
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", os.environ.get("PIPELINE_SPARK_UI", "false"))

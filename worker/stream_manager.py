@@ -283,6 +283,7 @@ class StreamManager:
         from pyspark.sql import functions as F
 
         parsed = parse_transactions(df).persist(StorageLevel.MEMORY_AND_DISK)
+        steps = _StepTimer(batch_id)
         try:
             counts = (
                 parsed.groupBy("partition")
@@ -295,6 +296,7 @@ class StreamManager:
                 )
                 .collect()
             )
+            steps.mark("parse+count")
             if not counts:
                 return None
             valid_n = sum(int(r["valid"]) for r in counts)
@@ -311,9 +313,13 @@ class StreamManager:
                     .select(*contract_columns(), "event_date")
                 (valid.write.format("delta").mode("append").partitionBy("event_date")
                  .options(**txn).save(str(self.paths.transactions)))
+                steps.mark("transactions")
                 late = self._update_dashboard(valid, counts)
+                steps.mark("dashboard")
             if invalid_n:
                 self._quarantine(parsed.where(F.col(REASON).isNotNull()), txn)
+                steps.mark("quarantine+dlq")
+            steps.log()
             return {"valid": valid_n, "invalid": invalid_n, "offsets": offsets, "late": late}
         finally:
             parsed.unpersist()
@@ -368,6 +374,23 @@ class StreamManager:
             if self._max_event_time is None or batch_max > self._max_event_time:
                 self._max_event_time = batch_max
         return late
+
+
+class _StepTimer:
+    """Durations of a micro-batch's steps, logged at debug level for profiling."""
+
+    def __init__(self, batch_id: int) -> None:
+        self.batch_id = batch_id
+        self.last = time.monotonic()
+        self.steps: list[str] = []
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.steps.append(f"{name}={now - self.last:.2f}s")
+        self.last = now
+
+    def log(self) -> None:
+        log.debug("micro-batch %d: %s", self.batch_id, " ".join(self.steps))
 
 
 def _checkpoint_app_id(checkpoint: Any) -> str:

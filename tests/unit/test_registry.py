@@ -8,6 +8,7 @@ from contracts.events import (
     BATCH_EVENT_FOR_STATUS,
     BatchRecord,
     BatchStatus,
+    Event,
     EventType,
     batch_subject,
     command_subject,
@@ -23,7 +24,7 @@ def record(batch_id: str, status: BatchStatus, attempts: int = 0) -> BatchRecord
                        submitted_at=datetime(2025, 1, 1, tzinfo=UTC), attempts=attempts)
 
 
-def batch_event(rec: BatchRecord):  # noqa: ANN201
+def batch_event(rec: BatchRecord) -> Event:
     return make_event(BATCH_EVENT_FOR_STATUS[rec.status], batch_subject(rec.batch_id), "w1", rec)
 
 
