@@ -202,7 +202,8 @@ class BatchRunner:
         for analysis in analyses_for(payload.analysis_type.value):
             self._check_cancel(batch_id)
             path = str(self.paths.batch_aggregated(batch_id, analysis))
-            result: DataFrame = ANALYSES[analysis](stored)
+            # Aggregates are small: one file keeps the analysis' sort order for readers.
+            result: DataFrame = ANALYSES[analysis](stored).coalesce(1)
             (result.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
              .save(path))
             aggregated[analysis] = self._pointer(path)
