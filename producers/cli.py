@@ -54,12 +54,13 @@ def _settings() -> Settings:
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def _fail(message: str, as_json: bool, code: int = EXIT_FAILED, **extra: Any) -> typer.Exit:
+def _fail(message: str, as_json: bool, exit_code: int = EXIT_FAILED, **extra: Any
+          ) -> typer.Exit:
     if as_json:
         print_json({"ok": False, "error": {"message": message, **extra}})
     else:
         stderr.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
+    return typer.Exit(exit_code)
 
 
 def _send_and_answer(client: WorkerClient, command_type: str, payload: dict[str, Any],
@@ -68,7 +69,13 @@ def _send_and_answer(client: WorkerClient, command_type: str, payload: dict[str,
     try:
         sent = client.send(command_type, payload)
     except ContractError as exc:
-        raise _fail(exc.message, as_json, EXIT_USAGE, code=exc.code.value) from None
+        # The same answer the worker would give, without the round trip.
+        if as_json:
+            print_json({"ok": False, "status": "rejected",
+                        "error": {"code": exc.code.value, "message": exc.message}})
+        else:
+            stderr.print(f"[red]rejected[/red] {exc.code.value}: {exc.message}")
+        raise typer.Exit(EXIT_FAILED) from None
     except KafkaUnavailable as exc:
         raise _fail(str(exc), as_json) from None
     with stderr.status(f"waiting for the worker to answer {command_type} "

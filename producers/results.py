@@ -32,14 +32,20 @@ def read_page(path: str, *, limit: int = 100, offset: int = 0,
     rows: list[dict[str, Any]] = []
     skip = offset
     if limit > 0 and offset < total:
-        for batch in dataset.to_batches():
-            if skip >= batch.num_rows:
-                skip -= batch.num_rows
-                continue
-            piece = batch.slice(skip, limit - len(rows))
-            skip = 0
-            rows.extend(piece.to_pylist())
-            if len(rows) >= limit:
-                break
+        # An explicit reader, closed when done: abandoning a half-read batch iterator
+        # leaves pyarrow scan threads behind that crash the interpreter at exit.
+        reader = dataset.scanner().to_reader()
+        try:
+            for batch in reader:
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                piece = batch.slice(skip, limit - len(rows))
+                skip = 0
+                rows.extend(piece.to_pylist())
+                if len(rows) >= limit:
+                    break
+        finally:
+            reader.close()
     return Page(path=path, version=table.version(), total=total, offset=offset, limit=limit,
                 rows=rows)

@@ -73,6 +73,10 @@ class WorkerProcess:
         assert len(lines) == 1, f"expected one JSON line, got {result.stdout!r} {result.stderr}"
         return result.returncode, orjson.loads(lines[0])
 
+    def cli_popen(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([PIPELINE, *args], env=self.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
     def send_raw(self, value: bytes | None, key: bytes | None = None) -> None:
         producer = make_producer(self.settings)
         producer.produce(self.settings.commands_topic, key=key, value=value)
