@@ -118,7 +118,7 @@ class WorkerHealth(_Data):
     """`worker.started` / `worker.heartbeat` / `worker.pong` / `worker.stopping|stopped`."""
 
     worker_id: str
-    status: Literal["starting", "ready", "stopping", "stopped"] = "ready"
+    status: Literal["starting", "standby", "ready", "stopping", "stopped"] = "ready"
     spark_alive: bool
     spark_version: str | None = None
     spark_master: str | None = None

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=15.0, gt=0)
     max_command_bytes: int = Field(default=65_536, ge=1024)
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
+    # How long a dead active worker goes unnoticed before a standby takes over.
+    takeover_seconds: float = Field(default=10.0, ge=6, le=300)
 
     # Kafka security, applied to confluent-kafka clients and to Spark's Kafka source alike.
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

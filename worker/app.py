@@ -16,7 +16,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from contracts.commands import decode_command
 from contracts.errors import ContractError, ErrorCode
@@ -56,6 +56,8 @@ class Worker:
         self.stop_conditions = stop_conditions or StopConditions()
         self.stop_flag = StopFlag()
         self.commands_handled = 0
+        self._assigned: list[TopicPartition] = []
+        self._standby_since = time.monotonic()
 
     def run(self, *, handle_signals: bool = True) -> int:
         if handle_signals:
@@ -65,7 +67,8 @@ class Worker:
             created = ensure_topics(settings)
             if created:
                 log.info("created topics: %s", ", ".join(created))
-            registry = self._rebuild_registry()
+            # Filled once this worker is the active one (see _await_leadership).
+            registry = Registry()
             producer = make_producer(settings)
             publisher = EventPublisher(producer, settings, registry)
             health = HealthReporter(settings, registry)
@@ -83,13 +86,22 @@ class Worker:
                 return 0
 
             consumer = make_consumer(
-                settings, group_id=settings.consumer_group, **{"enable.partition.eof": False}
+                settings, group_id=settings.consumer_group,
+                **{"enable.partition.eof": False,
+                   # A dead active worker is noticed within this, and a standby takes over.
+                   "session.timeout.ms": int(settings.takeover_seconds * 1000),
+                   "heartbeat.interval.ms": max(500, int(settings.takeover_seconds * 200))},
             )
             stack.callback(consumer.close)                                # 1.
-            consumer.subscribe([settings.commands_topic])
+            consumer.subscribe([settings.commands_topic], on_assign=self._on_assign,
+                               on_revoke=self._on_revoke)
             handlers = CommandHandlers(settings, publisher, health, stream, batches,
                                        self.stop_flag)
-
+            if not self._await_leadership(consumer, publisher, health):
+                return 0
+            # Active now: the log is the truth, read to its end before taking commands.
+            self._rebuild_registry(registry)
+            consumer.resume(self._assigned)
             publisher.publish(EventType.WORKER_STARTED, worker_subject(settings.worker_id),
                               health.snapshot("ready"), flush=True)
             log.info("worker %s ready; commands from %s", settings.worker_id,
@@ -175,9 +187,42 @@ class Worker:
 
     # ---- start-up and stop steps ---------------------------------------------------------
 
-    def _rebuild_registry(self) -> Registry:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Held paused until the registry is rebuilt, so no command is read before that.
+        consumer.assign(partitions)
+        consumer.pause(partitions)
+        self._assigned = list(partitions)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._assigned and partitions and not self.stop_flag.is_set():
+            # Another worker owns the commands now; acting on would run work twice.
+            log.warning("lost the commands partition to another worker: stopping")
+            self.stop_flag.set("commands partition revoked")
+
+    def _await_leadership(self, consumer: Consumer, publisher: EventPublisher,
+                          health: HealthReporter) -> bool:
+        """Hot standby: Spark is up, but work starts only once the consumer group gives
+        this worker the commands partition (when the active worker stops or dies)."""
+        announced = False
+        next_beat = 0.0
+        while not self.stop_flag.is_set():
+            consumer.poll(0.25)
+            if self._assigned:
+                return True
+            now = time.monotonic()
+            if now >= next_beat and (announced or now - self._standby_since > 5):
+                if not announced:
+                    log.info("another worker is active: waiting as a hot standby")
+                    announced = True
+                publisher.publish(EventType.WORKER_HEARTBEAT,
+                                  worker_subject(self.settings.worker_id),
+                                  health.snapshot("standby"))
+                next_beat = now + self.settings.heartbeat_seconds
+        return False
+
+    def _rebuild_registry(self, registry: Registry) -> Registry:
         started = time.monotonic()
-        registry = fold_events(read_events(self.settings, from_beginning=True))
+        fold_events(read_events(self.settings, from_beginning=True), registry)
         log.info("registry rebuilt from %d events in %.2fs: %d batches", registry.events_seen,
                  time.monotonic() - started, len(registry.batches))
         return registry

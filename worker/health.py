@@ -26,7 +26,7 @@ class HealthReporter:
     started_monotonic: float = field(default_factory=time.monotonic)
 
     def snapshot(
-        self, status: Literal["starting", "ready", "stopping", "stopped"] = "ready"
+        self, status: Literal["starting", "standby", "ready", "stopping", "stopped"] = "ready"
     ) -> WorkerHealth:
         alive = self.spark is not None and spark_alive(self.spark)
         return WorkerHealth(

@@ -32,11 +32,13 @@ class WorkerProcess:
     proc: subprocess.Popen[bytes] | None = None
     extra_args: list[str] = field(default_factory=list)
 
-    def start(self, timeout: float = 180.0) -> Event:
+    def start(self, timeout: float = 180.0, *, wait_ready: bool = True) -> Event | None:
         since = self.event_count()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen([PIPELINE, "worker", *self.extra_args], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT)
+        if not wait_ready:
+            return None
         started = self.wait_for(lambda e: e.type is EventType.WORKER_STARTED, timeout,
                                 after=since)
         assert started is not None, f"worker did not start:\n{self.log_tail()}"
@@ -117,6 +119,11 @@ class WorkerProcess:
             EventType.COMMAND_ACCEPTED, EventType.COMMAND_REJECTED), timeout)
         assert event is not None, f"no answer to {command_id}:\n{self.log_tail()}"
         return event
+
+
+def twin(worker: WorkerProcess, log_path: Path) -> WorkerProcess:
+    """A second worker process on the same topics, group and data dir."""
+    return WorkerProcess(env=dict(worker.env), settings=worker.settings, log_path=log_path)
 
 
 def make_worker(kafka_bootstrap: str, tmp: Path) -> WorkerProcess:
