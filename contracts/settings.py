@@ -5,6 +5,7 @@ Shared by the worker and the client tools, so both agree on topics, paths and Ka
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -12,6 +13,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KAFKA_LOGGER = logging.getLogger("pipeline.kafka")
+KAFKA_LOGGER.addHandler(logging.NullHandler())
+KAFKA_LOGGER.propagate = False  # the worker turns this on; CLI errors are reported cleanly
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 
@@ -72,6 +77,9 @@ class Settings(BaseSettings):
         conf: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": self.kafka_security_protocol.lower(),
+            # librdkafka's own log lines go through Python logging instead of raw stderr,
+            # so client commands stay quiet and the worker logs them with the rest.
+            "logger": KAFKA_LOGGER,
         }
         if self.kafka_sasl_mechanism:
             conf["sasl.mechanisms"] = self.kafka_sasl_mechanism

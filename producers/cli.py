@@ -164,6 +164,7 @@ def worker(max_commands: int | None = typer.Option(None, help="Stop after N comm
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "pyspark"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("pipeline.kafka").propagate = True
     from worker.app import StopConditions, Worker
 
     settings = _settings()
@@ -576,7 +577,7 @@ def generate(rate: float = typer.Option(10.0, help="Events per second (0 = as fa
              seed: int | None = typer.Option(None, help="Random seed."),
              as_json: bool = JsonOpt) -> None:
     """Produce realistic TransactionEvents to Kafka (seed 001 §10.1)."""
-    from producers.kafka_generate import generate_to_kafka
+    from producers.kafka_generate import DeliveryError, generate_to_kafka
 
     if not 0 <= invalid_rate <= 1:
         raise _fail("--invalid-rate must be between 0 and 1", as_json, EXIT_USAGE)
@@ -584,7 +585,7 @@ def generate(rate: float = typer.Option(10.0, help="Events per second (0 = as fa
         summary = generate_to_kafka(_settings(), topic=topic, rate=rate or None, count=count,
                                     invalid_rate=invalid_rate, seed=seed,
                                     progress=not as_json)
-    except KafkaUnavailable as exc:
+    except (KafkaUnavailable, ConnectionError, DeliveryError) as exc:
         raise _fail(str(exc), as_json) from None
     result = {"ok": True, "topic": summary.topic, "valid": summary.valid,
               "invalid": summary.invalid, "seconds": round(summary.seconds, 3)}
