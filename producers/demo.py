@@ -41,6 +41,7 @@ from contracts.kafka_clients import (
     read_events,
 )
 from contracts.settings import Settings, load_settings
+from devkit.broker import BrokerError
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
 DEMO_DIR = Path("data/demo")
@@ -161,7 +162,13 @@ class Tour:
                           f"PIPELINE_DATA_DIR={DEMO_DIR} pipeline broker start` does)[/]")
             self.started_broker = True
             with console.status("starting Kafka..."):
-                broker.start(bootstrap, self.data_dir, timeout=180)
+                try:
+                    broker.start(bootstrap, self.data_dir, timeout=180)
+                except broker.BrokerError:
+                    # A JVM launched a moment ago can briefly look gone to the pid check;
+                    # start() is idempotent: it finds a live broker and waits for it.
+                    time.sleep(1)
+                    broker.start(bootstrap, self.data_dir, timeout=180)
             console.print("broker is up")
 
         self.env = {
@@ -427,8 +434,17 @@ def _short_path(path: str, root: Path) -> str:
     return path
 
 
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     del argv
+    # The worker and the generator run in their own sessions, so a signal to the tour does
+    # not reach them: Ctrl+C and SIGTERM both end up in the cleanup that stops them in
+    # order. (Set explicitly: a shell may have started the tour with SIGINT ignored.)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     tour = Tour()
     started = time.monotonic()
     code = 0
@@ -437,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("\n[yellow]interrupted: cleaning up[/]")
         code = 130
-    except (DemoFailed, KafkaUnavailable, subprocess.TimeoutExpired) as exc:
+    except (DemoFailed, KafkaUnavailable, BrokerError, subprocess.TimeoutExpired) as exc:
         console.print(f"\n[red]the tour stopped:[/] {exc}")
         code = 1
     finally:

@@ -210,9 +210,12 @@ class Worker:
             if self._assigned:
                 return True
             now = time.monotonic()
-            if now >= next_beat and (announced or now - self._standby_since > 5):
+            # The first group join on a fresh broker is slow too; only a long wait means
+            # another worker holds the partition.
+            if now >= next_beat and (announced or now - self._standby_since > 15):
                 if not announced:
-                    log.info("another worker is active: waiting as a hot standby")
+                    log.info("no commands partition yet (another worker is probably "
+                             "active): waiting as a hot standby")
                     announced = True
                 publisher.publish(EventType.WORKER_HEARTBEAT,
                                   worker_subject(self.settings.worker_id),
