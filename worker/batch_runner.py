@@ -187,19 +187,35 @@ class BatchRunner:
         from pyspark.sql import functions as F
 
         self._check_cancel(batch_id)
-        valid, invalid = read_source(self.spark, self.settings, payload.source)
-        rows = apply_filters(valid, payload.filters).withColumn("batch_id", F.lit(batch_id)) \
-            .withColumn("processing_timestamp", F.current_timestamp())
+        source = read_source(self.spark, self.settings, payload.source)
         raw_path = str(self.paths.batch_raw(batch_id))
-        # Overwrite makes a re-run replace the previous attempt atomically.
-        (rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-         .partitionBy("category").save(raw_path))
-        raw = self._pointer(raw_path)
-        skipped = invalid.count() if invalid is not None else 0
+        try:
+            rows = apply_filters(source.valid, payload.filters) \
+                .withColumn("batch_id", F.lit(batch_id)) \
+                .withColumn("processing_timestamp", F.current_timestamp())
+            # Overwrite makes a re-run replace the previous attempt atomically.
+            (rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+             .partitionBy("category").save(raw_path))
+            raw = self._pointer(raw_path)
+            skipped = source.invalid.count() if source.invalid is not None else 0
+        finally:
+            source.release()
         self._check_cancel(batch_id)
+        analyses = analyses_for(payload.analysis_type.value)
         stored = self.spark.read.format("delta").load(raw_path)
+        if len(analyses) > 1:
+            stored = stored.persist()  # full_report scans the same rows eight times
+        try:
+            aggregated = self._aggregate(batch_id, analyses, stored)
+        finally:
+            stored.unpersist()
+        return {"row_count": raw.row_count, "raw": raw, "aggregated": aggregated,
+                "skipped_invalid_records": skipped}
+
+    def _aggregate(self, batch_id: str, analyses: list[str], stored: DataFrame
+                   ) -> dict[str, TablePointer]:
         aggregated: dict[str, TablePointer] = {}
-        for analysis in analyses_for(payload.analysis_type.value):
+        for analysis in analyses:
             self._check_cancel(batch_id)
             path = str(self.paths.batch_aggregated(batch_id, analysis))
             # Aggregates are small: one file keeps the analysis' sort order for readers.
@@ -207,8 +223,7 @@ class BatchRunner:
             (result.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
              .save(path))
             aggregated[analysis] = self._pointer(path)
-        return {"row_count": raw.row_count, "raw": raw, "aggregated": aggregated,
-                "skipped_invalid_records": skipped}
+        return aggregated
 
     def _pointer(self, path: str) -> TablePointer:
         from delta.tables import DeltaTable

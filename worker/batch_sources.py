@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +23,24 @@ class SourceError(Exception):
     """The batch's source cannot be read as asked (missing topic, offsets out of range...)."""
 
 
+@dataclass
+class SourceRows:
+    """A batch's input: valid rows (the 31 contract columns), invalid records (Kafka only)
+    and the cached frame behind them, released with `release()` when the batch ends."""
+
+    valid: DataFrame
+    invalid: DataFrame | None = None
+    cached: DataFrame | None = None
+
+    def release(self) -> None:
+        if self.cached is not None:
+            self.cached.unpersist()
+
+
 def read_source(spark: SparkSession, settings: Settings, source: KafkaSource | DeltaSource
-                ) -> tuple[DataFrame, DataFrame | None]:
-    """(valid rows with the 31 contract columns, invalid records or None)."""
+                ) -> SourceRows:
     if isinstance(source, DeltaSource):
-        return _read_delta(spark, settings, source), None
+        return SourceRows(_read_delta(spark, settings, source))
     return _read_kafka(spark, settings, source)
 
 
@@ -45,8 +59,7 @@ def _read_delta(spark: SparkSession, settings: Settings, source: DeltaSource) ->
     )
 
 
-def _read_kafka(spark: SparkSession, settings: Settings, source: KafkaSource
-                ) -> tuple[DataFrame, DataFrame]:
+def _read_kafka(spark: SparkSession, settings: Settings, source: KafkaSource) -> SourceRows:
     from pyspark.sql import functions as F
 
     options = {
@@ -57,10 +70,11 @@ def _read_kafka(spark: SparkSession, settings: Settings, source: KafkaSource
         **_offset_options(settings, source),
     }
     df = spark.read.format("kafka").options(**options).load()
-    parsed = parse_transactions(df)
+    # Persisted so the range is read from Kafka once, for both the valid and invalid rows.
+    parsed = parse_transactions(df).persist()
     valid = parsed.where(F.col(REASON).isNull()).select(*contract_columns())
     invalid = parsed.where(F.col(REASON).isNotNull())
-    return valid, invalid
+    return SourceRows(valid, invalid, parsed)
 
 
 def _offset_options(settings: Settings, source: KafkaSource) -> dict[str, str]:

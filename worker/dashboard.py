@@ -8,29 +8,19 @@ table makes the update idempotent: a replayed micro-batch writes the same number
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from worker.analytics import AffectedWindows, affected_windows, dashboard_windows
+from worker.analytics import AffectedWindows, dashboard_windows
 from worker.storage import StoragePaths
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
+
 
 class DashboardUpdater:
     def __init__(self, spark: SparkSession, paths: StoragePaths) -> None:
         self.spark = spark
         self.paths = paths
-
-    def update(self, events: DataFrame) -> None:
-        from pyspark.sql import functions as F
-
-        bounds = events.agg(F.min("event_timestamp").alias("lo"),
-                            F.max("event_timestamp").alias("hi")).first()
-        if bounds is None or bounds["lo"] is None:
-            return
-        span = affected_windows(_utc(bounds["lo"]), _utc(bounds["hi"]))
-        self.recompute(span)
 
     def recompute(self, span: AffectedWindows) -> None:
         """Recompute every window whose start lies in the span, from the stored rows."""
@@ -40,27 +30,27 @@ class DashboardUpdater:
         lo, hi = span.source_start, span.source_end
         first_start, last_start = span.first_window_start, span.last_window_start
         source = (
-            self.spark.read.format("delta").load(str(self.paths.transactions))
+            self.spark.read.format("delta")
+            .load(str(self.paths.transactions))
             .where(F.col("event_date").between(F.lit(lo.date()), F.lit(hi.date())))
             .where((F.col("event_timestamp") >= F.lit(lo)) & (F.col("event_timestamp") < F.lit(hi)))
         )
-        windows = dashboard_windows(source).where(
-            F.col("window_start").between(F.lit(first_start), F.lit(last_start))
-        ).withColumn("updated_at", F.current_timestamp())
+        windows = (
+            dashboard_windows(source)
+            .where(F.col("window_start").between(F.lit(first_start), F.lit(last_start)))
+            .withColumn("updated_at", F.current_timestamp())
+        )
         target = str(self.paths.stream_aggregations)
         if not DeltaTable.isDeltaTable(self.spark, target):
             windows.write.format("delta").mode("append").save(target)
             return
         (
-            DeltaTable.forPath(self.spark, target).alias("t")
-            .merge(windows.alias("s"),
-                   "t.window_start = s.window_start AND t.category = s.category")
+            DeltaTable.forPath(self.spark, target)
+            .alias("t")
+            .merge(
+                windows.alias("s"), "t.window_start = s.window_start AND t.category = s.category"
+            )
             .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
             .execute()
         )
-
-
-def _utc(ts: datetime) -> datetime:
-    # Spark hands back naive datetimes in the process time zone, which the worker pins to UTC.
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

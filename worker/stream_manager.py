@@ -29,6 +29,7 @@ from contracts.events import (
 )
 from contracts.registry import Registry
 from contracts.settings import Settings
+from worker.analytics import affected_windows
 from worker.dashboard import DashboardUpdater
 from worker.errors import CommandRefused
 from worker.health import HealthReporter
@@ -284,15 +285,25 @@ class StreamManager:
 
         parsed = parse_transactions(df).persist(StorageLevel.MEMORY_AND_DISK)
         steps = _StepTimer(batch_id)
+        is_valid = F.col(REASON).isNull()
+        ts = F.col("event_timestamp")
+        # Rows older than the watermark still land in the table, but no longer move the
+        # dashboard; they are counted in progress instead.
+        watermark = self._max_event_time - WATERMARK if self._max_event_time else None
+        is_late = F.lit(False) if watermark is None else ts < F.lit(watermark)
+        on_time = F.when(is_valid & ~is_late, ts)
         try:
+            # One job answers every question the batch needs before writing.
             counts = (
                 parsed.groupBy("partition")
                 .agg(
                     F.count(F.lit(1)).alias("n"),
-                    F.sum(F.when(F.col(REASON).isNull(), 1).otherwise(0)).alias("valid"),
+                    F.sum(F.when(is_valid, 1).otherwise(0)).alias("valid"),
+                    F.sum(F.when(is_valid & is_late, 1).otherwise(0)).alias("late"),
                     F.max("offset").alias("max_offset"),
-                    F.max(F.when(F.col(REASON).isNull(), F.col("event_timestamp")))
-                    .alias("max_event"),
+                    F.max(F.when(is_valid, ts)).alias("max_event"),
+                    F.min(on_time).alias("min_on_time"),
+                    F.max(on_time).alias("max_on_time"),
                 )
                 .collect()
             )
@@ -314,7 +325,8 @@ class StreamManager:
                 (valid.write.format("delta").mode("append").partitionBy("event_date")
                  .options(**txn).save(str(self.paths.transactions)))
                 steps.mark("transactions")
-                late = self._update_dashboard(valid, counts)
+                late = sum(int(r["late"]) for r in counts)
+                self._update_dashboard(counts)
                 steps.mark("dashboard")
             if invalid_n:
                 self._quarantine(parsed.where(F.col(REASON).isNotNull()), txn)
@@ -357,23 +369,17 @@ class StreamManager:
         (dlq.write.format("kafka").options(**self.settings.spark_kafka_options())
          .option("topic", self.settings.dlq_topic).save())
 
-    def _update_dashboard(self, valid: DataFrame, counts: list[Any]) -> int:
-        """Recompute the windows this batch touched; returns how many rows were too late."""
-        from pyspark.sql import functions as F
-
-        batch_max = max((r["max_event"] for r in counts if r["max_event"] is not None),
-                        default=None)
-        watermark = (self._max_event_time - WATERMARK) if self._max_event_time else None
-        on_time = valid if watermark is None else valid.where(
-            F.col("event_timestamp") >= F.lit(watermark))
-        late = 0 if watermark is None else valid.where(
-            F.col("event_timestamp") < F.lit(watermark)).count()
-        self._dashboard.update(on_time)
-        if batch_max is not None:
-            batch_max = batch_max if batch_max.tzinfo else batch_max.replace(tzinfo=UTC)
-            if self._max_event_time is None or batch_max > self._max_event_time:
-                self._max_event_time = batch_max
-        return late
+    def _update_dashboard(self, counts: list[Any]) -> None:
+        """Recompute the dashboard windows this batch's on-time rows fall into."""
+        lows = [r["min_on_time"] for r in counts if r["min_on_time"] is not None]
+        highs = [r["max_on_time"] for r in counts if r["max_on_time"] is not None]
+        if lows:
+            self._dashboard.recompute(affected_windows(_utc(min(lows)), _utc(max(highs))))
+        newest = max((r["max_event"] for r in counts if r["max_event"] is not None),
+                     default=None)
+        if newest is not None and (self._max_event_time is None
+                                   or _utc(newest) > self._max_event_time):
+            self._max_event_time = _utc(newest)
 
 
 class _StepTimer:
@@ -401,6 +407,11 @@ def _checkpoint_app_id(checkpoint: Any) -> str:
     if not marker.exists():
         marker.write_text(f"pipeline-{checkpoint.name}-{uuid.uuid4()}")
     return marker.read_text().strip()
+
+
+def _utc(ts: datetime) -> datetime:
+    # Spark returns naive datetimes in the process time zone, which the worker pins to UTC.
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _short(exc: BaseException) -> str:
