@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 JARS_STAMP := .cache/jars/.fetched
 PYTEST_ARGS ?=
 
-.PHONY: install jars run worker broker-start broker-stop test unit lint schemas check-schemas \
+.PHONY: install jars run broker-start broker-stop test unit lint schemas check-schemas \
         bench demo clean
 
 install: $(STAMP)

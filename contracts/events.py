@@ -246,6 +246,12 @@ def stream_subject(name: str = "transactions") -> str:
     return f"stream/{name}"
 
 
+def stream_progress_subject(name: str = "transactions") -> str:
+    """Progress has its own key: on the compacted topic it must not replace the stream's
+    lifecycle event, which carries the desired state a restart resumes."""
+    return f"stream/{name}/progress"
+
+
 def worker_subject(worker_id: str) -> str:
     return f"worker/{worker_id}"
 

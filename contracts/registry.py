@@ -56,10 +56,12 @@ class Registry:
 def apply_event(registry: Registry, event: Event) -> Registry:
     """Fold one event into `registry` (in place, for speed over 10^4+ events) and return it."""
     registry.events_seen += 1
-    if event.type in _COMMAND_OUTCOMES and event.command_id and not event.data.get("duplicate"):
-        # The first answer is the outcome; a replayed duplicate never overrides it.
+    if event.type in _COMMAND_OUTCOMES and event.command_id:
+        # The first answer is the outcome. A duplicate's answer repeats it verbatim, so
+        # after compaction (same key, latest wins) it still tells the original outcome.
+        data = {k: v for k, v in event.data.items() if k != "duplicate"}
         registry.commands.setdefault(
-            event.command_id, CommandOutcome(event.command_id, event.type, dict(event.data))
+            event.command_id, CommandOutcome(event.command_id, event.type, data)
         )
     elif event.type.value.startswith("batch."):
         record = BatchRecord.model_validate(event.data)

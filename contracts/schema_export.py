@@ -41,6 +41,7 @@ from contracts.events import (
     TablePointer,
     WorkerHealth,
     batch_subject,
+    stream_progress_subject,
     stream_subject,
     worker_subject,
 )
@@ -388,7 +389,7 @@ def _event_examples() -> dict[EventType, list[tuple[str, str, dict[str, Any]]]]:
                 "One micro-batch: 250 rows in, 3 quarantined",
                 _event(
                     e.STREAM_PROGRESS,
-                    stream_subject(),
+                    stream_progress_subject(),
                     "2025-01-15T14:34:55.020Z",
                     StreamProgress(
                         query_id=query_id,

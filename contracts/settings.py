@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
+    spark_ui: bool = False  # the Spark web UI on :4040, for watching pools and jobs
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     commands_topic: str = "pipeline-commands"

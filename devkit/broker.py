@@ -396,7 +396,13 @@ def _wait_until_reachable(
     deadline = started + timeout
     next_note = started  # first note as soon as the first probe fails, then every 10 s
     while True:
-        proc = _managed_process(paths)
+        child = _CHILDREN.get(pid)
+        if child is not None:
+            # Our own child: ask it directly. Right after exec, /proc may still show an
+            # empty command line, which the pid-file check would take for a dead broker.
+            proc = psutil.Process(pid) if child.poll() is None else None
+        else:
+            proc = _managed_process(paths)
         if proc is None:
             raise BrokerError(
                 f"the Kafka broker exited during start-up (see {paths.logs}).\n{_log_tail(paths)}"

@@ -17,7 +17,13 @@ import typer
 
 from contracts.commands import AnalysisType
 from contracts.errors import ContractError
-from contracts.events import BatchStatus, Event, EventType
+from contracts.events import (
+    BatchStatus,
+    Event,
+    EventType,
+    stream_progress_subject,
+    stream_subject,
+)
 from contracts.kafka_clients import KafkaUnavailable
 from contracts.settings import Settings, load_settings
 from producers.client import Sent, WorkerClient
@@ -285,8 +291,8 @@ def stream_stop(wait: bool = typer.Option(True, help="Wait for stream.stopped.")
 def stream_status(as_json: bool = JsonOpt) -> None:
     """The stream's state and latest progress, from the event log."""
     registry = _registry(as_json)
-    desire = registry.streams.get("stream/transactions")
-    progress = registry.last_progress.get("stream/transactions/progress")
+    desire = registry.streams.get(stream_subject())
+    progress = registry.last_progress.get(stream_progress_subject())
     state = desire.state if desire else "stopped"
     out = {"ok": True, "status": state, "stream": desire.data if desire else None,
            "last_progress": progress}
@@ -607,8 +613,13 @@ def seed_history(records: int = typer.Option(1_000_000, help="Records to write."
 
     if records < 1 or days < 1:
         raise _fail("--records and --days must be >= 1", as_json, EXIT_USAGE)
-    summary = run_seed(_settings(), records=records, days=days, kafka_topic=kafka_topic,
-                       seed=seed, progress=not as_json)
+    from producers.kafka_generate import DeliveryError
+
+    try:
+        summary = run_seed(_settings(), records=records, days=days, kafka_topic=kafka_topic,
+                           seed=seed, progress=not as_json)
+    except (KafkaUnavailable, ConnectionError, DeliveryError) as exc:
+        raise _fail(str(exc), as_json) from None
     out = {"ok": True, "records": summary.records, "by_category": summary.by_category,
            "first_date": summary.first_date, "last_date": summary.last_date,
            "avg_order_value": summary.avg_order_value, "fraud_rate": summary.fraud_rate,

@@ -6,7 +6,7 @@ Stop order (written down because it matters, see `Worker.run`):
   3. let running batches finish within the drain timeout, cancel the rest (they re-run
      on the next start);
   4. publish `worker.stopped` and flush the producer;
-  5. close the consumer, stop Spark.
+  5. stop Spark.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ class BatchRunner:
                 except Exception:
                     pass
             if not future.done():
-                log.info("cancelling batch %s for shutdown; it will re-run on next start",
+                log.info("drain timeout: cancelling batch %s; it re-runs on the next start",
                          batch_id)
                 future.cancel()
                 self.spark.sparkContext.cancelJobsWithTag(_tag(batch_id))

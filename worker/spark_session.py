@@ -46,7 +46,7 @@ def build_session(settings: Settings, app_name: str = "pipeline-worker") -> Spar
         .config("spark.databricks.delta.snapshotPartitions", str(max(cores, 2)))
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.ui.enabled", os.environ.get("PIPELINE_SPARK_UI", "false"))
+        .config("spark.ui.enabled", str(settings.spark_ui).lower())
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")

@@ -25,6 +25,7 @@ from contracts.events import (
     StreamHealth,
     StreamLifecycle,
     StreamProgress,
+    stream_progress_subject,
     stream_subject,
 )
 from contracts.registry import Registry
@@ -57,7 +58,7 @@ class StreamManager:
         self.health = health
         self.paths = StoragePaths(settings)
         self.subject = stream_subject(STREAM_NAME)
-        self.progress_subject = f"{self.subject}/progress"
+        self.progress_subject = stream_progress_subject(STREAM_NAME)
         self._lock = threading.Lock()         # guards state changes
         self._batch_lock = threading.Lock()   # held while a micro-batch writes
         self._state = "stopped"
@@ -65,6 +66,7 @@ class StreamManager:
         self._options: dict[str, Any] = {}
         self._stop_reason = ""
         self._max_event_time: datetime | None = None
+        self._started_at: datetime | None = None
         self._totals = {"written": 0, "quarantined": 0}
         self._dashboard = DashboardUpdater(spark, self.paths)
 
@@ -138,6 +140,7 @@ class StreamManager:
             state=state,  # type: ignore[arg-type]
             query_id=str(self._query.id) if self._query is not None else None,
             topic=self._options.get("topic"),
+            started_at=self._started_at if state == "running" else None,
             last_progress=self.health.stream_state.last_progress,
         )
 
@@ -160,6 +163,7 @@ class StreamManager:
         with self._lock:
             self._query = query
             self._options = options
+            self._started_at = datetime.now(UTC)
             self._set_state("running")
         self._publish_lifecycle(EventType.STREAM_STARTED, "running", options, command_id,
                                 query_id=str(query.id))

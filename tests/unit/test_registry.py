@@ -54,8 +54,8 @@ def test_compacted_log_gives_the_same_registry() -> None:
 def test_first_command_outcome_is_kept_and_duplicates_do_not_override() -> None:
     accepted = make_event(EventType.COMMAND_ACCEPTED, command_subject("c1"), "w1",
                           {"command_type": "ping"}, command_id="c1")
-    replay = make_event(EventType.COMMAND_REJECTED, command_subject("c1"), "w1",
-                        {"code": "X", "message": "m", "duplicate": True}, command_id="c1")
+    replay = make_event(EventType.COMMAND_ACCEPTED, command_subject("c1"), "w1",
+                        {"command_type": "ping", "duplicate": True}, command_id="c1")
     registry = fold_events([accepted, replay])
     assert registry.commands["c1"].event_type is EventType.COMMAND_ACCEPTED
 
@@ -76,3 +76,13 @@ def test_stream_desired_state() -> None:
 def test_fold_of_ten_thousand_batches_is_linear() -> None:
     events = [batch_event(record(f"b{i}", BatchStatus.COMPLETED, 1)) for i in range(10_000)]
     assert len(fold_events(events).batches) == 10_000
+
+
+def test_a_compacted_duplicate_still_carries_the_original_outcome() -> None:
+    """Compaction keeps only the latest event per key: the replayed duplicate."""
+    replay = make_event(EventType.COMMAND_ACCEPTED, command_subject("c1"), "w2",
+                        {"command_type": "run_batch", "batch_id": "b", "duplicate": True},
+                        command_id="c1")
+    outcome = fold_events([replay]).commands["c1"]
+    assert outcome.event_type is EventType.COMMAND_ACCEPTED
+    assert outcome.data == {"command_type": "run_batch", "batch_id": "b"}
