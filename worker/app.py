@@ -57,6 +57,7 @@ class Worker:
         self.stop_flag = StopFlag()
         self.commands_handled = 0
         self._assigned: list[TopicPartition] = []
+        self._held: Message | None = None
         self._standby_since = time.monotonic()
 
     def run(self, *, handle_signals: bool = True) -> int:
@@ -88,6 +89,9 @@ class Worker:
             consumer = make_consumer(
                 settings, group_id=settings.consumer_group,
                 **{"enable.partition.eof": False,
+                   # Sticky: a joining standby must not take the partition from a healthy
+                   # active worker (an eager rebalance may hand it to the newcomer).
+                   "partition.assignment.strategy": "cooperative-sticky",
                    # A dead active worker is noticed within this, and a standby takes over.
                    "session.timeout.ms": int(settings.takeover_seconds * 1000),
                    "heartbeat.interval.ms": max(500, int(settings.takeover_seconds * 200))},
@@ -101,7 +105,6 @@ class Worker:
                 return 0
             # Active now: the log is the truth, read to its end before taking commands.
             self._rebuild_registry(registry)
-            consumer.resume(self._assigned)
             publisher.publish(EventType.WORKER_STARTED, worker_subject(settings.worker_id),
                               health.snapshot("ready"), flush=True)
             log.info("worker %s ready; commands from %s", settings.worker_id,
@@ -122,7 +125,7 @@ class Worker:
         last_activity = time.monotonic()
         cond = self.stop_conditions
         while not self.stop_flag.is_set():
-            msg = consumer.poll(0.25)
+            msg, self._held = (self._held, None) if self._held else (consumer.poll(0.25), None)
             now = time.monotonic()
             if now >= next_heartbeat:
                 publisher.publish(EventType.WORKER_HEARTBEAT,
@@ -187,11 +190,10 @@ class Worker:
 
     # ---- start-up and stop steps ---------------------------------------------------------
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Held paused until the registry is rebuilt, so no command is read before that.
-        consumer.assign(partitions)
-        consumer.pause(partitions)
-        self._assigned = list(partitions)
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The library applies the (incremental) assignment after this callback.
+        if partitions:
+            self._assigned.extend(partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._assigned and partitions and not self.stop_flag.is_set():
@@ -206,7 +208,11 @@ class Worker:
         announced = False
         next_beat = 0.0
         while not self.stop_flag.is_set():
-            consumer.poll(0.25)
+            msg = consumer.poll(0.25)
+            if msg is not None and not msg.error():
+                # Read in the poll that brought the assignment: handled once the registry
+                # is rebuilt, before anything else.
+                self._held = msg
             if self._assigned:
                 return True
             now = time.monotonic()

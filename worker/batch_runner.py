@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,7 @@ class BatchRunner:
         self._futures: dict[str, Future[None]] = {}
         self._cancel_requested: set[str] = set()
         self._shutting_down = threading.Event()
+        self._abandon = threading.Event()  # drain time is over: unfinished batches stop
         self._lock = threading.Lock()
 
     @property
@@ -129,9 +131,13 @@ class BatchRunner:
             if remaining > 0:
                 try:
                     future.result(timeout=remaining)
-                    continue
-                except Exception:
+                except FutureTimeout:
                     pass
+                except Exception:  # the batch ended failed; its event says so
+                    continue
+            if future.done():
+                continue
+            self._abandon.set()
             if not future.done():
                 log.info("drain timeout: cancelling batch %s; it re-runs on the next start",
                          batch_id)
@@ -237,7 +243,7 @@ class BatchRunner:
     def _check_cancel(self, batch_id: str) -> None:
         if batch_id in self._cancel_requested:
             raise BatchCancelled(batch_id)
-        if self._shutting_down.is_set() and self.settings.drain_timeout_seconds == 0:
+        if self._abandon.is_set():
             raise BatchCancelled(batch_id)
 
     def _classify(self, batch_id: str, exc: Exception) -> tuple[BatchStatus | None,

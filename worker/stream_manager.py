@@ -61,6 +61,7 @@ class StreamManager:
         self.progress_subject = stream_progress_subject(STREAM_NAME)
         self._lock = threading.Lock()         # guards state changes
         self._batch_lock = threading.Lock()   # held while a micro-batch writes
+        self._stop_requested = threading.Event()
         self._state = "stopped"
         self._query: StreamingQuery | None = None
         self._options: dict[str, Any] = {}
@@ -234,14 +235,14 @@ class StreamManager:
         threading.Thread(target=stop, name="stream-stop", daemon=True).start()
 
     def _stop_query(self, query: StreamingQuery, timeout: float) -> None:
-        # Taking the batch lock waits for the running micro-batch to finish its writes, so
-        # the query stops at a boundary; a batch cut short would replay idempotently anyway.
-        acquired = self._batch_lock.acquire(timeout=timeout)
-        try:
-            query.stop()
-        finally:
-            if acquired:
-                self._batch_lock.release()
+        """Stop at a micro-batch boundary: no new batch starts writing once a stop is asked,
+        the running one finishes, then the query stops. (Holding the lock across
+        `query.stop()` would deadlock with a batch callback waiting for it.)"""
+        self._stop_requested.set()
+        if self._batch_lock.acquire(timeout=timeout):
+            self._batch_lock.release()
+        query.stop()
+        self._stop_requested.clear()
 
     def _publish_lifecycle(self, event_type: EventType, state: str, options: dict[str, Any],
                            command_id: str | None, **extra: Any) -> None:
@@ -258,6 +259,9 @@ class StreamManager:
 
     def _process(self, df: DataFrame, batch_id: int, app_id: str, topic: str) -> None:
         with self._batch_lock:
+            if self._stop_requested.is_set():
+                # Not committed: the next start replays this micro-batch from its offsets.
+                raise StreamStopping(f"micro-batch {batch_id} not started: the stream stops")
             started = time.monotonic()
             stats = self._write_batch(df, batch_id, app_id)
             duration = time.monotonic() - started
@@ -384,6 +388,10 @@ class StreamManager:
         if newest is not None and (self._max_event_time is None
                                    or _utc(newest) > self._max_event_time):
             self._max_event_time = _utc(newest)
+
+
+class StreamStopping(Exception):
+    """Raised inside a micro-batch that begins after a stop was requested."""
 
 
 class _StepTimer:

@@ -16,7 +16,7 @@ from tests.e2e.delta_reads import wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
-def seed(worker: WorkerProcess, records: int = 30000) -> None:
+def seed(worker: WorkerProcess, records: int = 10000) -> None:
     result = worker.cli("seed", "--records", str(records), "--days", "20", "--seed", "4",
                         "--json")
     assert result.returncode == 0, result.stderr
@@ -97,7 +97,7 @@ def test_graceful_shutdown_under_load_requeues_unfinished_batches(
     worker.start()
     seed(worker)
     worker.cli_json("stream", "start", "--from", "earliest")
-    for i in range(5):
+    for i in range(4):
         full_report(worker, f"drain-{i}")
     worker.wait_for(lambda e: e.type is EventType.BATCH_RUNNING, 120)
     code, out = worker.cli_json("stop", "--wait", "--drain-timeout", "0", "--timeout", "300")
@@ -111,7 +111,7 @@ def test_graceful_shutdown_under_load_requeues_unfinished_batches(
     assert "cancelled" not in statuses.values()  # a shutdown is not a user's cancel
 
     worker.start()  # the unfinished ones run again, and the stream resumes
-    for i in range(5):
+    for i in range(4):
         assert final_status(worker, f"drain-{i}")["status"] == "completed"
     code, status = worker.cli_json("stream", "status")
     assert status["status"] == "running"
