@@ -1,0 +1,53 @@
+"""The worker's own profile: micro-batch step timings it logs at DEBUG level
+(`micro-batch N: parse+count=..s transactions=..s dashboard=..s quarantine+dlq=..s`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_LINE = re.compile(r"micro-batch (\d+): (.+)$", re.MULTILINE)
+_STEP = re.compile(r"(\S+)=([0-9.]+)s")
+
+
+def step_timings(log_text: str) -> dict[str, Any]:
+    """Per step: total seconds over the micro-batches in `log_text`, and their count."""
+    totals: dict[str, float] = {}
+    batches = 0
+    for match in _LINE.finditer(log_text):
+        batches += 1
+        for name, seconds in _STEP.findall(match.group(2)):
+            totals[name] = totals.get(name, 0.0) + float(seconds)
+    whole = sum(totals.values())
+    return {
+        "micro_batches": batches,
+        "seconds": {k: round(v, 2) for k, v in totals.items()},
+        "share": {k: round(v / whole, 3) for k, v in totals.items()} if whole else {},
+    }
+
+
+def merge(profiles: list[dict[str, Any]]) -> dict[str, Any]:
+    totals: dict[str, float] = {}
+    batches = 0
+    for profile in profiles:
+        batches += int(profile.get("micro_batches", 0))
+        for name, seconds in profile.get("seconds", {}).items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    whole = sum(totals.values())
+    return {
+        "micro_batches": batches,
+        "seconds": {k: round(v, 2) for k, v in totals.items()},
+        "share": {k: round(v / whole, 3) for k, v in totals.items()} if whole else {},
+    }
+
+
+_REBUILT = re.compile(r"registry rebuilt from (\d+) events in ([0-9.]+)s")
+
+
+def registry_rebuild(log_text: str) -> tuple[int, float] | None:
+    """(events, seconds) of the worker's last 'registry rebuilt' log line."""
+    found = _REBUILT.findall(log_text)
+    if not found:
+        return None
+    events, seconds = found[-1]
+    return int(events), float(seconds)
