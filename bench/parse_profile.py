@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -55,6 +56,14 @@ def _write_input(path: Path, records: int, invalid_rate: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="parse-profile-"))
+    try:
+        return _profile(tmp, argv)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _profile(tmp: Path, argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=2)
@@ -74,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     from worker.spark_session import build_session
     from worker.transaction_parser import REASON, _text_schema, _typed, parse_transactions
 
-    tmp = Path(tempfile.mkdtemp(prefix="parse-profile-"))
     _write_input(tmp / "input.parquet", args.records, 0.01)
     spark = build_session(Settings(spark_master=args.master, data_dir=tmp), "parse-profile")
     for item in args.conf:
