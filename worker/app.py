@@ -21,7 +21,6 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from contracts.commands import decode_command
 from contracts.errors import ContractError, ErrorCode
 from contracts.events import (
-    CommandAcceptedData,
     CommandRejectedData,
     EventType,
     command_subject,
@@ -251,5 +250,3 @@ class Worker:
         except Exception:  # Spark may already be gone; stopping is best effort.
             log.warning("Spark did not stop cleanly", exc_info=True)
 
-
-__all__ = ["CommandAcceptedData", "StopConditions", "Worker"]

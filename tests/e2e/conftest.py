@@ -103,15 +103,11 @@ class WorkerProcess:
                  after: int = 0) -> Event | None:
         """The first event (past the first `after` events) matching, polling the log."""
         deadline = time.monotonic() + timeout
-        seen = 0
-        for event in read_events(self.settings, follow=True,
-                                 should_stop=lambda: time.monotonic() > deadline):
-            seen += 1
+        events = read_events(self.settings, follow=True,
+                             should_stop=lambda: time.monotonic() > deadline)
+        for seen, event in enumerate(events, start=1):
             if seen > after and predicate(event):
                 return event
-            if self.proc is not None and self.proc.poll() is not None and \
-                    event.type is EventType.WORKER_STOPPED:
-                continue
         return None
 
     def answer_to(self, command_id: str, timeout: float = 60.0) -> Event:
