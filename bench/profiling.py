@@ -1,5 +1,7 @@
 """The worker's own profile: micro-batch step timings it logs at DEBUG level
-(`micro-batch N: parse+count=..s transactions=..s dashboard=..s quarantine+dlq=..s`)."""
+(`micro-batch N: parse+count=..s transactions=..s quarantine+dlq=..s`) and the dashboard
+MERGEs its refresher thread runs beside the micro-batches
+(`dashboard merge: S span(s) for B micro-batch(es) in ..s`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Any
 
 _LINE = re.compile(r"micro-batch (\d+): (.+)$", re.MULTILINE)
 _STEP = re.compile(r"(\S+)=([0-9.]+)s")
+_MERGE = re.compile(r"dashboard merge: \d+ span\(s\) for \d+ micro-batch\(es\) in ([0-9.]+)s")
+DASHBOARD_STEP = "dashboard merge (own thread)"
 
 
 def step_timings(log_text: str) -> dict[str, Any]:
@@ -18,9 +22,13 @@ def step_timings(log_text: str) -> dict[str, Any]:
         batches += 1
         for name, seconds in _STEP.findall(match.group(2)):
             totals[name] = totals.get(name, 0.0) + float(seconds)
+    merges = [float(seconds) for seconds in _MERGE.findall(log_text)]
+    if merges:
+        totals[DASHBOARD_STEP] = sum(merges)
     whole = sum(totals.values())
     return {
         "micro_batches": batches,
+        "dashboard_merges": len(merges),
         "seconds": {k: round(v, 2) for k, v in totals.items()},
         "share": {k: round(v / whole, 3) for k, v in totals.items()} if whole else {},
     }
@@ -29,13 +37,16 @@ def step_timings(log_text: str) -> dict[str, Any]:
 def merge(profiles: list[dict[str, Any]]) -> dict[str, Any]:
     totals: dict[str, float] = {}
     batches = 0
+    merges = 0
     for profile in profiles:
         batches += int(profile.get("micro_batches", 0))
+        merges += int(profile.get("dashboard_merges", 0))
         for name, seconds in profile.get("seconds", {}).items():
             totals[name] = totals.get(name, 0.0) + seconds
     whole = sum(totals.values())
     return {
         "micro_batches": batches,
+        "dashboard_merges": merges,
         "seconds": {k: round(v, 2) for k, v in totals.items()},
         "share": {k: round(v / whole, 3) for k, v in totals.items()} if whole else {},
     }

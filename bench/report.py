@@ -285,7 +285,11 @@ def _profile_table(backlog: dict[str, Any], steady: dict[str, Any]) -> str:
         [[name, *cells(backlog, name), *cells(steady, name)] for name in names])
     return (table + f"\n\nBacklog: the {backlog.get('micro_batches', 0)} micro-batches of the "
             f"solo and scaling ingests (50k-200k records each); steady: the "
-            f"{steady.get('micro_batches', 0)} micro-batches of the freshness run.")
+            f"{steady.get('micro_batches', 0)} micro-batches of the freshness run. "
+            f"The dashboard MERGE runs in its own thread beside the micro-batches (one MERGE "
+            f"covers every micro-batch that finished while the previous one ran: "
+            f"{backlog.get('dashboard_merges', 0)} and {steady.get('dashboard_merges', 0)} "
+            f"MERGEs here); its row is its total time spread over the micro-batches.")
 
 
 def render_markdown(payload: dict[str, Any], rows: list[Headline]) -> str:
@@ -351,6 +355,9 @@ absolute figures are not.
 
 Errors in this run: {error_text}
 
+What profiling changed, and what each change bought, is kept in
+[performance-log.md](performance-log.md).
+
 ## How to reproduce
 
 ```
@@ -394,8 +401,9 @@ BENCH_SPARK_EVENTLOG=1 make bench             # + Spark job times by call site p
 2. **Freshness.** The stream runs from `latest` while the generator produces at a steady
    rate; every record's `event_timestamp` is stamped as it is produced, and the Delta commit
    that made it readable is found from the log. For the dashboard, the first
-   `stream/stream_aggregations` commit after that (each micro-batch upserts the windows it
-   touched right after appending). Baseline: the trigger interval.
+   `stream/stream_aggregations` commit after that (the dashboard refresher MERGEs the
+   windows a micro-batch touched once the micro-batch has appended). Baseline: the trigger
+   interval.
 3. **Command latency.** Sequential pings with `contracts.kafka_clients`, from produce to the
    `worker.pong` reaching a client: idle, and while the stream ingests and three
    `full_report` batches run.

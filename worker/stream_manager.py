@@ -1,8 +1,9 @@
 """The streaming ingest: Kafka `transactions-stream` -> Delta, exactly once, in `streaming-pool`.
 
 Each micro-batch (foreachBatch) parses with the contract, appends valid rows to
-`stream/transactions` and invalid ones to `stream/quarantine` (+ the DLQ topic), and
-recomputes the dashboard windows the batch touched. Delta idempotent writes
+`stream/transactions` and invalid ones to `stream/quarantine` (+ the DLQ topic), hands the
+dashboard windows it touched to the dashboard refresher (which MERGEs them off the ingest
+path) and publishes `stream.progress`. Delta idempotent writes
 (txnAppId = this checkpoint's id, txnVersion = micro-batch id) make a replayed batch a
 no-op, so a restart or a `kill -9` neither loses nor duplicates rows.
 """
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contracts.commands import StartStreamPayload
@@ -30,8 +32,9 @@ from contracts.events import (
 )
 from contracts.registry import Registry
 from contracts.settings import Settings
-from worker.analytics import affected_windows
+from worker.analytics import AffectedWindows, affected_windows
 from worker.dashboard import DashboardUpdater
+from worker.dashboard_refresher import DashboardRefresher
 from worker.errors import CommandRefused
 from worker.health import HealthReporter
 from worker.publisher import EventPublisher
@@ -70,6 +73,7 @@ class StreamManager:
         self._started_at: datetime | None = None
         self._totals = {"written": 0, "quarantined": 0}
         self._dashboard = DashboardUpdater(spark, self.paths)
+        self._refresher: DashboardRefresher | None = None
 
     # ---- commands ----------------------------------------------------------------------
 
@@ -180,6 +184,18 @@ class StreamManager:
         app_id = _checkpoint_app_id(checkpoint)
         # Jobs started from this thread (the query's micro-batches) run in the favoured pool.
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", STREAMING_POOL)
+        self._refresher = DashboardRefresher(
+            self._dashboard, checkpoint / "dashboard-pending.json", STREAMING_POOL)
+        try:
+            return self._start_streaming_query(options, name, checkpoint, app_id)
+        except Exception:
+            self._close_refresher(60.0)
+            raise
+
+    def _start_streaming_query(self, options: dict[str, Any], name: str, checkpoint: Path,
+                               app_id: str) -> StreamingQuery:
+        spark = self.spark
+        topic = options["topic"]
         source = (
             spark.readStream.format("kafka")
             .options(**self.settings.spark_kafka_options())
@@ -208,6 +224,7 @@ class StreamManager:
         except Exception as exc:
             if self._query is query and self._state == "running":
                 log.error("stream failed: %s", _short(exc))
+                self._close_refresher(60.0)
                 with self._lock:
                     self._query = None
                     self._set_state("failed")
@@ -243,6 +260,14 @@ class StreamManager:
             self._batch_lock.release()
         query.stop()
         self._stop_requested.clear()
+        # The dashboard catches up with the last micro-batches before the caller announces
+        # the stop.
+        self._close_refresher(timeout)
+
+    def _close_refresher(self, timeout: float) -> None:
+        refresher, self._refresher = self._refresher, None
+        if refresher is not None:
+            refresher.close(timeout)
 
     def _publish_lifecycle(self, event_type: EventType, state: str, options: dict[str, Any],
                            command_id: str | None, **extra: Any) -> None:
@@ -334,8 +359,10 @@ class StreamManager:
                  .options(**txn).save(str(self.paths.transactions)))
                 steps.mark("transactions")
                 late = sum(int(r["late"]) for r in counts)
-                self._update_dashboard(counts)
-                steps.mark("dashboard")
+                span = self._dashboard_span(counts)
+                if span is not None and self._refresher is not None:
+                    # On disk before Spark commits this micro-batch's offsets.
+                    self._refresher.submit(span)
             if invalid_n:
                 self._quarantine(parsed.where(F.col(REASON).isNotNull()), txn)
                 steps.mark("quarantine+dlq")
@@ -377,17 +404,17 @@ class StreamManager:
         (dlq.write.format("kafka").options(**self.settings.spark_kafka_options())
          .option("topic", self.settings.dlq_topic).save())
 
-    def _update_dashboard(self, counts: list[Any]) -> None:
-        """Recompute the dashboard windows this batch's on-time rows fall into."""
+    def _dashboard_span(self, counts: list[Any]) -> AffectedWindows | None:
+        """The dashboard windows this batch's on-time rows fall into; moves the watermark."""
         lows = [r["min_on_time"] for r in counts if r["min_on_time"] is not None]
         highs = [r["max_on_time"] for r in counts if r["max_on_time"] is not None]
-        if lows:
-            self._dashboard.recompute(affected_windows(_utc(min(lows)), _utc(max(highs))))
+        span = affected_windows(_utc(min(lows)), _utc(max(highs))) if lows else None
         newest = max((r["max_event"] for r in counts if r["max_event"] is not None),
                      default=None)
         if newest is not None and (self._max_event_time is None
                                    or _utc(newest) > self._max_event_time):
             self._max_event_time = _utc(newest)
+        return span
 
 
 class StreamStopping(Exception):

@@ -8,6 +8,8 @@ tells "wrong type" apart from "missing" and never fails the batch under ANSI mod
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import TYPE_CHECKING
 
 from contracts.spark_schema import FIELD_RULES, FieldRule
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 
 REASON = "_reason"
 _INT_TEXT = r"^-?[0-9]+$"
+_JSON_SPACE = " \t\r\n"
 _NUMBER_TEXT = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 
 
@@ -89,10 +92,16 @@ def parse_transactions(df: DataFrame, value_col: str = "value") -> DataFrame:
     problems: list[Column] = []
     for rule in FIELD_RULES:
         problems.extend(_problem(rule, F.col("_json")[rule.name], F.col(rule.name)))
-    # json_object_keys is null exactly when the text is not a JSON object.
-    not_object = F.when(
-        F.col(value_col).isNull() | F.json_object_keys(text).isNull(),
-        F.lit("not a JSON object"),
+    # json_object_keys is null exactly when the text is not a JSON object, but it parses the
+    # text a second time. Only a value whose fields all came out null can be a non-object
+    # that from_json let through, so the cheap tests go first and CASE stops at them.
+    raw = F.col(value_col)
+    all_null = reduce(operator.and_, (F.col("_json")[r.name].isNull() for r in FIELD_RULES))
+    not_object = (
+        F.when(raw.isNull() | ~F.ltrim(text, F.lit(_JSON_SPACE)).startswith("{"),
+               F.lit("not a JSON object"))
+        .when((F.col("_json").isNull() | all_null) & F.json_object_keys(text).isNull(),
+              F.lit("not a JSON object"))
     )
     return with_types.withColumn(REASON, F.coalesce(not_object, *problems)).drop("_json")
 

@@ -19,7 +19,9 @@ from worker.analytics import (
     REALTIME_DASHBOARD,
     affected_windows,
     dashboard_windows,
+    merge_spans,
     realtime_dashboard,
+    windows_in_spans,
 )
 
 from .data import TRANSACTION_SCHEMA, Row, make_row
@@ -239,4 +241,42 @@ def test_incremental_recompute_equals_full(spark: SparkSession, transactions: Da
     partial = collect(dashboard_windows(source).filter(in_range))
     full = collect(dashboard_windows(transactions).filter(in_range))
     assert partial, "the chosen range must contain windows"
+    assert partial == full
+
+
+def test_merge_spans_coalesces_touching_ranges_and_keeps_gaps() -> None:
+    at = lambda minutes: T0 + minutes * MINUTE  # noqa: E731
+    a = affected_windows(at(0), at(3))           # windows 09:56 .. 10:03
+    b = affected_windows(at(8), at(9))           # 10:04 .. 10:09: touches a
+    c = affected_windows(at(1), at(2))           # inside a
+    far = affected_windows(at(120), at(121))     # two hours later: stays apart
+    merged = merge_spans([far, b, c, a])
+    assert len(merged) == 2
+    first, second = merged
+    assert (first.first_window_start, first.last_window_start) == (a.first_window_start,
+                                                                    b.last_window_start)
+    assert (first.source_start, first.source_end) == (a.source_start, b.source_end)
+    assert second == far
+    assert merge_spans([]) == []
+    assert merge_spans([a, a]) == [a]
+
+
+def test_recompute_over_merged_spans_equals_full(spark: SparkSession,
+                                                 transactions: DataFrame) -> None:
+    # The dashboard refresher recomputes several micro-batches' spans in one pass.
+    spans = merge_spans([
+        affected_windows(datetime(2025, 1, 15, 9, 10, tzinfo=UTC),
+                         datetime(2025, 1, 15, 9, 40, tzinfo=UTC)),
+        affected_windows(datetime(2025, 1, 15, 12, 0, tzinfo=UTC),
+                         datetime(2025, 1, 15, 12, 30, tzinfo=UTC)),
+    ])
+    assert len(spans) == 2
+    in_windows = F.lit(False)
+    for w in spans:
+        in_windows = in_windows | F.col("window_start").between(F.lit(w.first_window_start),
+                                                                F.lit(w.last_window_start))
+    key = lambda row: (row["window_start"], row["category"])  # noqa: E731
+    partial = sorted(collect(windows_in_spans(transactions, spans)), key=key)
+    full = sorted(collect(dashboard_windows(transactions).filter(in_windows)), key=key)
+    assert partial, "the chosen spans must contain windows"
     assert partial == full

@@ -12,7 +12,9 @@ from worker.analytics.dashboard import (
     AffectedWindows,
     affected_windows,
     dashboard_windows,
+    merge_spans,
     realtime_dashboard,
+    windows_in_spans,
 )
 from worker.analytics.functions import (
     channel_performance,
@@ -50,8 +52,10 @@ __all__ = [
     "fraud_analysis",
     "hourly_trends",
     "inventory_velocity",
+    "merge_spans",
     "payment_analysis",
     "realtime_dashboard",
     "revenue_by_category",
     "revenue_by_region",
+    "windows_in_spans",
 ]

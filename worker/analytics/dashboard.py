@@ -13,10 +13,13 @@ Two entry points share one aggregation:
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from worker.analytics.columns import REALTIME_DASHBOARD, documents
@@ -75,14 +78,16 @@ def realtime_dashboard(stream_df: DataFrame) -> DataFrame:
 
 
 @documents(REALTIME_DASHBOARD)
-def dashboard_windows(df: DataFrame) -> DataFrame:
+def dashboard_windows(df: DataFrame, *, ordered: bool = True) -> DataFrame:
     """The realtime_dashboard windows for a static DataFrame (no watermark).
 
     Every window that contains at least one completed or pending row of `df` is returned, so
     windows at the edges of `df`'s time range are partial unless `df` was read with the
-    margins given by `affected_windows`. Sorted by window_start, category.
+    margins given by `affected_windows`. Sorted by window_start, category unless `ordered`
+    is false (a MERGE source gains nothing from a sort but pays a sampling job for it).
     """
-    return _windowed(_dashboard_rows(df)).orderBy("window_start", "category")
+    windows = _windowed(_dashboard_rows(df))
+    return windows.orderBy("window_start", "category") if ordered else windows
 
 
 @dataclass(frozen=True)
@@ -123,3 +128,45 @@ def affected_windows(min_ts: datetime, max_ts: datetime) -> AffectedWindows:
         first_window_start=first,
         last_window_start=last,
     )
+
+
+def merge_spans(spans: list[AffectedWindows]) -> list[AffectedWindows]:
+    """Coalesce spans whose window ranges overlap or touch, sorted by start.
+
+    Several micro-batches' spans are recomputed in one pass; disjoint ones stay apart so a
+    stray old row does not drag the whole gap between it and the present into the pass.
+    """
+    merged: list[AffectedWindows] = []
+    for span in sorted(spans, key=lambda s: s.first_window_start):
+        last = merged[-1] if merged else None
+        if last is not None and span.first_window_start <= last.last_window_start + SLIDE_DURATION:
+            if span.last_window_start > last.last_window_start:
+                merged[-1] = AffectedWindows(
+                    source_start=last.source_start,
+                    source_end=span.source_end,
+                    first_window_start=last.first_window_start,
+                    last_window_start=span.last_window_start,
+                )
+        else:
+            merged.append(span)
+    return merged
+
+
+def windows_in_spans(df: DataFrame, spans: list[AffectedWindows]) -> DataFrame:
+    """The complete dashboard windows of the (disjoint) spans, computed from `df`, the stored
+    rows, in one pass; unordered. When `df` has `event_date`, it is filtered first so a
+    partitioned table is pruned to the spans' days."""
+    if not spans:
+        raise ValueError("no spans to recompute")
+
+    def any_of(condition: Callable[[AffectedWindows], Column]) -> Column:
+        return reduce(operator.or_, (condition(span) for span in spans))
+
+    if "event_date" in df.columns:
+        day = F.col("event_date")
+        df = df.where(any_of(lambda s: day.between(F.lit(s.source_start.date()),
+                                                   F.lit(s.source_end.date()))))
+    ts, start = F.col("event_timestamp"), F.col("window_start")
+    source = df.where(any_of(lambda s: (ts >= F.lit(s.source_start)) & (ts < F.lit(s.source_end))))
+    return dashboard_windows(source, ordered=False).where(
+        any_of(lambda s: start.between(F.lit(s.first_window_start), F.lit(s.last_window_start))))
