@@ -290,6 +290,8 @@ class StreamManager:
             started = time.monotonic()
             stats = self._write_batch(df, batch_id, app_id)
             duration = time.monotonic() - started
+        if log.isEnabledFor(logging.DEBUG) and self._query is not None:
+            _log_trigger_overhead(self._query)
         if stats is None:
             return
         self._totals["written"] += stats["valid"]
@@ -436,6 +438,16 @@ class _StepTimer:
 
     def log(self) -> None:
         log.debug("micro-batch %d: %s", self.batch_id, " ".join(self.steps))
+
+
+def _log_trigger_overhead(query: StreamingQuery) -> None:
+    """Spark's own timings of the previous trigger (offset fetch, WAL, commit), for
+    profiling what a micro-batch costs outside foreachBatch."""
+    progress = query.lastProgress
+    if progress:
+        durations = progress.get("durationMs") or {}
+        log.debug("trigger %s: %s", progress.get("batchId"),
+                  " ".join(f"{k}={v}ms" for k, v in sorted(durations.items())))
 
 
 def _checkpoint_app_id(checkpoint: Any) -> str:
