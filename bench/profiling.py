@@ -1,5 +1,5 @@
 """The worker's own profile: micro-batch step timings it logs at DEBUG level
-(`micro-batch N: parse+count=..s transactions=..s quarantine+dlq=..s`) and the dashboard
+(`micro-batch N: parse+count=..s transactions=..s quarantine=..s dlq=..s`) and the dashboard
 MERGEs its refresher thread runs beside the micro-batches
 (`dashboard merge: S span(s) for B micro-batch(es) in ..s`)."""
 

@@ -113,7 +113,7 @@ def headlines(r: dict[str, Any]) -> list[Headline]:
 
     mem = r.get("memory") or {}
     naive_mem = _get(r, "naive_peer", "peak_rss_mib")
-    add(Headline("Memory", "worker peak RSS (Python + JVM) vs naive PySpark job peak RSS",
+    add(Headline("Memory", "worker peak resident memory (PSS, Python + JVM) vs naive PySpark job's",
                  _fmt(mem.get("peak_rss_mib"), "MiB", 0), _fmt(naive_mem, "MiB", 0),
                  _ratio(mem.get("peak_rss_mib"), naive_mem)))
 
@@ -418,7 +418,8 @@ BENCH_SPARK_EVENTLOG=1 make bench             # + Spark job times by call site p
    batch records are produced to the event topic, and a new worker is started: spawn →
    `worker.started`, against the first start on an empty log; the pure fold time of the same
    events (`contracts.registry.fold_events`) is reported next to it.
-7. **Memory.** Peak RSS of the worker's process tree (Python driver + JVM), sampled with
+7. **Memory.** Peak resident memory (PSS, so pages a forked helper shares with the JVM
+   count once) of the worker's process tree (Python driver + JVM), sampled with
    psutil every 0.5 s over the whole run, against the naive peer's process tree.
 8. **Scaling.** Ingest and `revenue_by_category` batch time at N, 2N and 4N records (4N is
    the solo ingest of (1) and the turnaround batch of (4)): the growth per doubling (2.00x

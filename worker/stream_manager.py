@@ -366,14 +366,13 @@ class StreamManager:
                     # On disk before Spark commits this micro-batch's offsets.
                     self._refresher.submit(span)
             if invalid_n:
-                self._quarantine(parsed.where(F.col(REASON).isNotNull()), txn)
-                steps.mark("quarantine+dlq")
+                self._quarantine(parsed.where(F.col(REASON).isNotNull()), txn, steps)
             steps.log()
             return {"valid": valid_n, "invalid": invalid_n, "offsets": offsets, "late": late}
         finally:
             parsed.unpersist()
 
-    def _quarantine(self, invalid: DataFrame, txn: dict[str, str]) -> None:
+    def _quarantine(self, invalid: DataFrame, txn: dict[str, str], steps: _StepTimer) -> None:
         from pyspark.sql import functions as F
 
         rows = invalid.select(
@@ -387,6 +386,7 @@ class StreamManager:
             F.current_timestamp().alias("quarantined_at"),
         )
         rows.write.format("delta").mode("append").options(**txn).save(str(self.paths.quarantine))
+        steps.mark("quarantine")
         # The DLQ carries the original bytes, with headers naming the error and the origin.
         header = F.struct
         dlq = rows.select(
@@ -405,6 +405,7 @@ class StreamManager:
         )
         (dlq.write.format("kafka").options(**self.settings.spark_kafka_options())
          .option("topic", self.settings.dlq_topic).save())
+        steps.mark("dlq")
 
     def _dashboard_span(self, counts: list[Any]) -> AffectedWindows | None:
         """The dashboard windows this batch's on-time rows fall into; moves the watermark."""
