@@ -44,7 +44,7 @@ def measure(h: Harness, topic: str) -> dict[str, Any]:
     producer.start()
     producer.join(cfg.freshness_seconds * 3 + 120)
     rows, _done = wait_rows([tx], count, 180)
-    # The dashboard MERGE follows the last append (in the refresher thread): wait for it.
+    # The dashboard upsert follows the last append (in the refresher thread): wait for it.
     last = max((c.readable_at for c in tx.commits), default=0.0)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

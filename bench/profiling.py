@@ -1,7 +1,7 @@
 """The worker's own profile: micro-batch step timings it logs at DEBUG level
 (`micro-batch N: parse+count=..s transactions=..s quarantine=..s dlq=..s`) and the dashboard
-MERGEs its refresher thread runs beside the micro-batches
-(`dashboard merge: S span(s) for B micro-batch(es) in ..s`)."""
+upserts its refresher thread runs beside the micro-batches
+(`dashboard upsert: S span(s) for B micro-batch(es) in ..s`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 _LINE = re.compile(r"micro-batch (\d+): (.+)$", re.MULTILINE)
 _STEP = re.compile(r"(\S+)=([0-9.]+)s")
-_MERGE = re.compile(r"dashboard merge: \d+ span\(s\) for \d+ micro-batch\(es\) in ([0-9.]+)s")
-DASHBOARD_STEP = "dashboard merge (own thread)"
+_UPSERT = re.compile(r"dashboard upsert: \d+ span\(s\) for \d+ micro-batch\(es\) in ([0-9.]+)s")
+DASHBOARD_STEP = "dashboard upsert (own thread)"
 
 
 def step_timings(log_text: str) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def step_timings(log_text: str) -> dict[str, Any]:
         batches += 1
         for name, seconds in _STEP.findall(match.group(2)):
             totals[name] = totals.get(name, 0.0) + float(seconds)
-    merges = [float(seconds) for seconds in _MERGE.findall(log_text)]
+    merges = [float(seconds) for seconds in _UPSERT.findall(log_text)]
     if merges:
         totals[DASHBOARD_STEP] = sum(merges)
     whole = sum(totals.values())

@@ -286,10 +286,10 @@ def _profile_table(backlog: dict[str, Any], steady: dict[str, Any]) -> str:
     return (table + f"\n\nBacklog: the {backlog.get('micro_batches', 0)} micro-batches of the "
             f"solo and scaling ingests (50k-200k records each); steady: the "
             f"{steady.get('micro_batches', 0)} micro-batches of the freshness run. "
-            f"The dashboard MERGE runs in its own thread beside the micro-batches (one MERGE "
+            f"The dashboard upsert runs in its own thread beside the micro-batches (one upsert "
             f"covers every micro-batch that finished while the previous one ran: "
             f"{backlog.get('dashboard_merges', 0)} and {steady.get('dashboard_merges', 0)} "
-            f"MERGEs here); its row is its total time spread over the micro-batches.")
+            f"upserts here); its row is its total time spread over the micro-batches.")
 
 
 def render_markdown(payload: dict[str, Any], rows: list[Headline]) -> str:
@@ -401,7 +401,7 @@ BENCH_SPARK_EVENTLOG=1 make bench             # + Spark job times by call site p
 2. **Freshness.** The stream runs from `latest` while the generator produces at a steady
    rate; every record's `event_timestamp` is stamped as it is produced, and the Delta commit
    that made it readable is found from the log. For the dashboard, the first
-   `stream/stream_aggregations` commit after that (the dashboard refresher MERGEs the
+   `stream/stream_aggregations` commit after that (the dashboard refresher upserts the
    windows a micro-batch touched once the micro-batch has appended). Baseline: the trigger
    interval.
 3. **Command latency.** Sequential pings with `contracts.kafka_clients`, from produce to the

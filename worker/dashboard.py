@@ -8,6 +8,7 @@ idempotent: a replayed micro-batch writes the same numbers.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from worker.analytics import AffectedWindows, windows_in_spans
@@ -23,7 +24,7 @@ class DashboardUpdater:
         self.paths = paths
 
     def recompute(self, spans: list[AffectedWindows]) -> None:
-        """Recompute, in one MERGE, every window whose start lies in one of the (disjoint)
+        """Recompute, in one commit, every window whose start lies in one of the (disjoint)
         spans, from the stored rows."""
         from delta.tables import DeltaTable
         from pyspark.sql import functions as F
@@ -36,14 +37,23 @@ class DashboardUpdater:
         if not DeltaTable.isDeltaTable(self.spark, target):
             windows.write.format("delta").mode("append").save(target)
             return
-        (
-            DeltaTable.forPath(self.spark, target)
-            .alias("t")
-            .merge(
-                windows.alias("s"), "t.window_start = s.window_start AND t.category = s.category"
-            )
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        # Replace the spans' windows in one commit rather than MERGE them: a MERGE rewrites
+        # every file holding a matched row, copying the file's other rows along, and as its
+        # output files mix all window starts, each MERGE ended up rewriting the whole table.
+        # replaceWhere deletes the range and appends the new windows as files of their own,
+        # so the work stays proportional to the spans, however long the stream has run.
+        (windows.coalesce(1).write.format("delta").mode("overwrite")
+         .option("replaceWhere", replace_predicate(spans)).save(target))
+
+
+def replace_predicate(spans: list[AffectedWindows]) -> str:
+    """SQL for the window starts the spans cover; matches `windows_in_spans` exactly."""
+    return " OR ".join(
+        f"(window_start >= TIMESTAMP'{_utc_literal(s.first_window_start)}' AND "
+        f"window_start <= TIMESTAMP'{_utc_literal(s.last_window_start)}')"
+        for s in spans)
+
+
+def _utc_literal(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "Z"
 

@@ -1,16 +1,16 @@
 """Keeps the dashboard fresh off the ingest path.
 
-The dashboard MERGE used to run inside every micro-batch and was most of a steady
+The dashboard upsert used to run inside every micro-batch and was most of a steady
 micro-batch's time (docs/performance-log.md). Now a micro-batch hands the windows it touched
 to this thread and returns, so Spark can start the next one. The thread folds whatever spans
-arrived while it was busy into one MERGE, so the dashboard trails the transactions table by
-about one MERGE and catches up whatever the stream's pace. Closing merges what is queued,
+arrived while it was busy into one upsert, so the dashboard trails the transactions table by
+about one upsert and catches up whatever the stream's pace. Closing applies what is queued,
 so once the stream has stopped the dashboard covers every row it wrote.
 
-Spans not yet merged are kept in a small JSON file next to the query's checkpoint. It is
+Spans not yet applied are kept in a small JSON file next to the query's checkpoint. It is
 written before the micro-batch returns, that is before Spark commits the micro-batch's
 offsets, so a crash at any point either replays the micro-batch (which hands its span
-over again) or leaves the span in the file for the next start to merge.
+over again) or leaves the span in the file for the next start to apply.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class DashboardRefresher:
         self._closing = False
         self._failures = 0
         if self._waiting:
-            log.info("dashboard: %d span(s) left unmerged by the last run, merging them",
+            log.info("dashboard: %d span(s) left by the last run, applying them first",
                      len(self._waiting))
         self._thread = threading.Thread(target=self._run, name="dashboard-refresh",
                                         daemon=True)
@@ -56,19 +56,19 @@ class DashboardRefresher:
             self._cond.notify_all()
 
     def close(self, timeout: float) -> bool:
-        """Merge what is queued and stop; False on timeout (the spans stay on disk for the
+        """Apply what is queued and stop; False on timeout (the spans stay on disk for the
         next start)."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            log.warning("dashboard: still merging after %.0f s; leaving it", timeout)
+            log.warning("dashboard: still upserting after %.0f s; leaving it", timeout)
             return False
         return True
 
     def _run(self) -> None:
-        # The MERGE is part of the stream's work, so it runs in the stream's pool.
+        # The upsert is part of the stream's work, so it runs in the stream's pool.
         self._updater.spark.sparkContext.setLocalProperty("spark.scheduler.pool", self._pool)
         while True:
             with self._cond:
@@ -82,7 +82,7 @@ class DashboardRefresher:
             started = time.monotonic()
             merged = self._merge(spans)
             if merged:
-                log.debug("dashboard merge: %d span(s) for %d micro-batch(es) in %.2fs",
+                log.debug("dashboard upsert: %d span(s) for %d micro-batch(es) in %.2fs",
                           len(spans), batches, time.monotonic() - started)
             with self._cond:
                 if not merged:
@@ -100,14 +100,14 @@ class DashboardRefresher:
             self._updater.recompute(spans)
         except Exception:
             self._failures += 1
-            log.exception("dashboard: merging %d span(s) failed (attempt %d); will retry",
+            log.exception("dashboard: upserting %d span(s) failed (attempt %d); will retry",
                           len(spans), self._failures)
             return False
         self._failures = 0
         return True
 
     def _save(self) -> None:
-        """Write the unmerged spans (caller holds the lock); no file when there are none."""
+        """Write the pending spans (caller holds the lock); no file when there are none."""
         save_spans(self._file, self._waiting + self._merging)
 
 

@@ -2,7 +2,7 @@
 
 Each micro-batch (foreachBatch) parses with the contract, appends valid rows to
 `stream/transactions` and invalid ones to `stream/quarantine` (+ the DLQ topic), hands the
-dashboard windows it touched to the dashboard refresher (which MERGEs them off the ingest
+dashboard windows it touched to the dashboard refresher (which upserts them off the ingest
 path) and publishes `stream.progress`. Delta idempotent writes
 (txnAppId = this checkpoint's id, txnVersion = micro-batch id) make a replayed batch a
 no-op, so a restart or a `kill -9` neither loses nor duplicates rows.

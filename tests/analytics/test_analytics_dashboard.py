@@ -280,3 +280,20 @@ def test_recompute_over_merged_spans_equals_full(spark: SparkSession,
     full = sorted(collect(dashboard_windows(transactions).filter(in_windows)), key=key)
     assert partial, "the chosen spans must contain windows"
     assert partial == full
+
+
+def test_replace_predicate_selects_exactly_the_recomputed_windows(spark: SparkSession) -> None:
+    # The dashboard table's replaceWhere must cover the windows windows_in_spans writes
+    # (Delta rejects rows outside it) and nothing else (those would be deleted).
+    from worker.dashboard import replace_predicate
+
+    spans = merge_spans([affected_windows(T0, T0 + 2 * MINUTE),
+                         affected_windows(T0 + 90 * MINUTE, T0 + 90 * MINUTE)])
+    starts = [T0 + k * MINUTE for k in range(-10, 100)]
+    frame_ = spark.createDataFrame([(s,) for s in starts], "window_start TIMESTAMP")
+    chosen = {r.window_start.replace(tzinfo=UTC)
+              for r in frame_.where(F.expr(replace_predicate(spans))).collect()}
+    want = {s for s in starts
+            if any(w.first_window_start <= s <= w.last_window_start for w in spans)}
+    assert chosen == want
+    assert min(want) == T0 - 4 * MINUTE and T0 + 90 * MINUTE in want

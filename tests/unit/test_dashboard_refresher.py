@@ -1,4 +1,4 @@
-"""The dashboard refresher's queueing, ordering and crash safety (its MERGE is exercised by
+"""The dashboard refresher's queueing, ordering and crash safety (its Delta upsert is exercised by
 the e2e stream tests; here a recording updater stands in for it to drive the thread logic)."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class RecordingUpdater:
         assert self.gate.wait(30)
         if self.failures_left:
             self.failures_left -= 1
-            raise RuntimeError("simulated MERGE failure")
+            raise RuntimeError("simulated upsert failure")
         self.calls.append(spans)
 
 
@@ -62,7 +62,7 @@ def test_spans_queued_during_a_merge_are_merged_together_and_kept_on_disk(
     updater.gate.clear()
     refresher.submit(span(0))
     assert updater.entered.wait(10)
-    # While the first MERGE runs, two more micro-batches arrive: one MERGE covers both.
+    # While the first upsert runs, two more micro-batches arrive: one upsert covers both.
     refresher.submit(span(2))
     refresher.submit(span(3))
     on_disk = sorted(load_spans(pending), key=lambda s: s.first_window_start)

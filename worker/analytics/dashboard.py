@@ -34,7 +34,7 @@ _WINDOW = "5 minutes"
 _SLIDE = "1 minute"
 
 DASHBOARD_KEY_COLUMNS = ("window_start", "category")
-"""The upsert (MERGE) key of `stream/stream_aggregations`: one row per window and category."""
+"""The upsert key of `stream/stream_aggregations`: one row per window and category."""
 
 
 def _windowed(df: DataFrame) -> DataFrame:
@@ -84,7 +84,7 @@ def dashboard_windows(df: DataFrame, *, ordered: bool = True) -> DataFrame:
     Every window that contains at least one completed or pending row of `df` is returned, so
     windows at the edges of `df`'s time range are partial unless `df` was read with the
     margins given by `affected_windows`. Sorted by window_start, category unless `ordered`
-    is false (a MERGE source gains nothing from a sort but pays a sampling job for it).
+    is false (an upsert gains nothing from a sort but pays a sampling job for it).
     """
     windows = _windowed(_dashboard_rows(df))
     return windows.orderBy("window_start", "category") if ordered else windows
