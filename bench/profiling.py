@@ -22,31 +22,27 @@ def step_timings(log_text: str) -> dict[str, Any]:
         batches += 1
         for name, seconds in _STEP.findall(match.group(2)):
             totals[name] = totals.get(name, 0.0) + float(seconds)
-    merges = [float(seconds) for seconds in _UPSERT.findall(log_text)]
-    if merges:
-        totals[DASHBOARD_STEP] = sum(merges)
-    whole = sum(totals.values())
-    return {
-        "micro_batches": batches,
-        "dashboard_merges": len(merges),
-        "seconds": {k: round(v, 2) for k, v in totals.items()},
-        "share": {k: round(v / whole, 3) for k, v in totals.items()} if whole else {},
-    }
+    upserts = [float(seconds) for seconds in _UPSERT.findall(log_text)]
+    if upserts:
+        totals[DASHBOARD_STEP] = sum(upserts)
+    return _profile(totals, batches, len(upserts))
 
 
 def merge(profiles: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several `step_timings` results as one."""
     totals: dict[str, float] = {}
-    batches = 0
-    merges = 0
     for profile in profiles:
-        batches += int(profile.get("micro_batches", 0))
-        merges += int(profile.get("dashboard_merges", 0))
         for name, seconds in profile.get("seconds", {}).items():
             totals[name] = totals.get(name, 0.0) + seconds
+    return _profile(totals, sum(int(p.get("micro_batches", 0)) for p in profiles),
+                    sum(int(p.get("dashboard_upserts", 0)) for p in profiles))
+
+
+def _profile(totals: dict[str, float], batches: int, upserts: int) -> dict[str, Any]:
     whole = sum(totals.values())
     return {
         "micro_batches": batches,
-        "dashboard_merges": merges,
+        "dashboard_upserts": upserts,
         "seconds": {k: round(v, 2) for k, v in totals.items()},
         "share": {k: round(v / whole, 3) for k, v in totals.items()} if whole else {},
     }

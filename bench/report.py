@@ -288,7 +288,7 @@ def _profile_table(backlog: dict[str, Any], steady: dict[str, Any]) -> str:
             f"{steady.get('micro_batches', 0)} micro-batches of the freshness run. "
             f"The dashboard upsert runs in its own thread beside the micro-batches (one upsert "
             f"covers every micro-batch that finished while the previous one ran: "
-            f"{backlog.get('dashboard_merges', 0)} and {steady.get('dashboard_merges', 0)} "
+            f"{backlog.get('dashboard_upserts', 0)} and {steady.get('dashboard_upserts', 0)} "
             f"upserts here); its row is its total time spread over the micro-batches.")
 
 

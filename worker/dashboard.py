@@ -8,10 +8,9 @@ idempotent: a replayed micro-batch writes the same numbers.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from worker.analytics import AffectedWindows, windows_in_spans
+from worker.analytics import AffectedWindows, window_start_predicate, windows_in_spans
 from worker.storage import StoragePaths
 
 if TYPE_CHECKING:
@@ -22,6 +21,7 @@ class DashboardUpdater:
     def __init__(self, spark: SparkSession, paths: StoragePaths) -> None:
         self.spark = spark
         self.paths = paths
+        self._table_exists = False  # once it exists, it stays: no need to ask Delta again
 
     def recompute(self, spans: list[AffectedWindows]) -> None:
         """Recompute, in one commit, every window whose start lies in one of the (disjoint)
@@ -34,8 +34,11 @@ class DashboardUpdater:
         stored = self.spark.read.format("delta").load(str(self.paths.transactions))
         windows = windows_in_spans(stored, spans).withColumn("updated_at", F.current_timestamp())
         target = str(self.paths.stream_aggregations)
-        if not DeltaTable.isDeltaTable(self.spark, target):
+        if not self._table_exists:
+            self._table_exists = DeltaTable.isDeltaTable(self.spark, target)
+        if not self._table_exists:
             windows.write.format("delta").mode("append").save(target)
+            self._table_exists = True
             return
         # Replace the spans' windows in one commit rather than MERGE them: a MERGE rewrites
         # every file holding a matched row, copying the file's other rows along, and as its
@@ -43,17 +46,5 @@ class DashboardUpdater:
         # replaceWhere deletes the range and appends the new windows as files of their own,
         # so the work stays proportional to the spans, however long the stream has run.
         (windows.coalesce(1).write.format("delta").mode("overwrite")
-         .option("replaceWhere", replace_predicate(spans)).save(target))
-
-
-def replace_predicate(spans: list[AffectedWindows]) -> str:
-    """SQL for the window starts the spans cover; matches `windows_in_spans` exactly."""
-    return " OR ".join(
-        f"(window_start >= TIMESTAMP'{_utc_literal(s.first_window_start)}' AND "
-        f"window_start <= TIMESTAMP'{_utc_literal(s.last_window_start)}')"
-        for s in spans)
-
-
-def _utc_literal(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "Z"
+         .option("replaceWhere", window_start_predicate(spans)).save(target))
 

@@ -187,17 +187,17 @@ class StreamManager:
         self._refresher = DashboardRefresher(
             self._dashboard, checkpoint / "dashboard-pending.json", STREAMING_POOL)
         try:
-            return self._start_streaming_query(options, name, checkpoint, app_id)
+            query = self._query_on(topic, name, checkpoint, app_id, options)
         except Exception:
             self._close_refresher(60.0)
             raise
+        log.info("stream %s started on topic %s (checkpoint %s)", name, topic, checkpoint)
+        return query
 
-    def _start_streaming_query(self, options: dict[str, Any], name: str, checkpoint: Path,
-                               app_id: str) -> StreamingQuery:
-        spark = self.spark
-        topic = options["topic"]
+    def _query_on(self, topic: str, name: str, checkpoint: Path, app_id: str,
+                  options: dict[str, Any]) -> StreamingQuery:
         source = (
-            spark.readStream.format("kafka")
+            self.spark.readStream.format("kafka")
             .options(**self.settings.spark_kafka_options())
             .option("subscribe", topic)
             .option("startingOffsets", options["starting_offsets"])
@@ -207,15 +207,13 @@ class StreamManager:
             .option("includeHeaders", "true")
             .load()
         )
-        query = (
+        return (
             source.writeStream.queryName(name)
             .foreachBatch(lambda df, batch_id: self._process(df, batch_id, app_id, topic))
             .option("checkpointLocation", str(checkpoint))
             .trigger(processingTime=f"{options['trigger_seconds']} seconds")
             .start()
         )
-        log.info("stream %s started on topic %s (checkpoint %s)", name, topic, checkpoint)
-        return query
 
     def _watch(self, query: StreamingQuery, options: dict[str, Any]) -> None:
         """Turn a dying query into `stream.failed`; the worker itself carries on."""

@@ -21,6 +21,7 @@ from worker.analytics import (
     dashboard_windows,
     merge_spans,
     realtime_dashboard,
+    window_start_predicate,
     windows_in_spans,
 )
 
@@ -282,17 +283,15 @@ def test_recompute_over_merged_spans_equals_full(spark: SparkSession,
     assert partial == full
 
 
-def test_replace_predicate_selects_exactly_the_recomputed_windows(spark: SparkSession) -> None:
-    # The dashboard table's replaceWhere must cover the windows windows_in_spans writes
-    # (Delta rejects rows outside it) and nothing else (those would be deleted).
-    from worker.dashboard import replace_predicate
-
+def test_window_start_predicate_selects_exactly_the_spans_windows(spark: SparkSession) -> None:
+    # The dashboard table's replaceWhere (and windows_in_spans' filter) must select the
+    # spans' window starts, ends included, and nothing else (those would be deleted).
     spans = merge_spans([affected_windows(T0, T0 + 2 * MINUTE),
                          affected_windows(T0 + 90 * MINUTE, T0 + 90 * MINUTE)])
     starts = [T0 + k * MINUTE for k in range(-10, 100)]
     frame_ = spark.createDataFrame([(s,) for s in starts], "window_start TIMESTAMP")
     chosen = {r.window_start.replace(tzinfo=UTC)
-              for r in frame_.where(F.expr(replace_predicate(spans))).collect()}
+              for r in frame_.where(F.expr(window_start_predicate(spans))).collect()}
     want = {s for s in starts
             if any(w.first_window_start <= s <= w.last_window_start for w in spans)}
     assert chosen == want

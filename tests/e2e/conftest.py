@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from contracts.events import Event, EventType
 from contracts.kafka_clients import ensure_topics, make_producer, read_events
 from contracts.settings import Settings
+from devkit.processes import terminate
 from tests.conftest import isolated_env, settings_from
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
@@ -45,14 +45,7 @@ class WorkerProcess:
         return started
 
     def stop(self, timeout: float = 120.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(30)
+        return terminate(self.proc, timeout)
 
     def kill9(self) -> None:
         assert self.proc is not None

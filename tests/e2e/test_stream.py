@@ -29,7 +29,7 @@ def ingested(worker: WorkerProcess) -> int:
     return count(p.transactions) + count(p.quarantine)
 
 
-def dashboard_events(base: datetime) -> list[dict]:
+def dashboard_events(base: datetime, prefix: str = "dash-") -> list[dict]:
     """Hand-built events: three categories, known amounts, a status the dashboard skips."""
     gen = TransactionGenerator(seed=42)
     specs = [  # (seconds after base, category, amount, status, fraud)
@@ -43,7 +43,7 @@ def dashboard_events(base: datetime) -> list[dict]:
     events = []
     for i, (offset, category, amount, status, fraud) in enumerate(specs):
         event = gen.event(base + timedelta(seconds=offset))
-        event.update(transaction_id=f"dash-{i}", category=category, total_amount=amount,
+        event.update(transaction_id=f"{prefix}{i}", category=category, total_amount=amount,
                      transaction_status=status, is_fraudulent=fraud, customer_id=f"C-{i % 3}")
         events.append(event)
     return events
@@ -96,6 +96,39 @@ def test_dashboard_reflects_new_events_within_a_trigger_or_two(
         assert row.approx_unique_customers == len(want["customers"]), key
         assert pd.Timestamp(row.window_end) - pd.Timestamp(row.window_start) == \
             pd.Timedelta(minutes=5)
+
+    # A second round two minutes later, once the table exists: its windows overlap the first
+    # round's, so the update must replace those, add the new ones and keep the rest.
+    more = dashboard_events(base + timedelta(minutes=2), prefix="dash2-")
+    produce(worker.settings, worker.settings.stream_topic,
+            [(e["transaction_id"], orjson.dumps(e)) for e in more])
+    both = expected_windows(events + more)
+    wait_until(lambda: not dashboard_differences(worker, both), 120,
+               "the dashboard to reflect the second round")
+    assert dashboard_differences(worker, both) == []
+
+
+def dashboard_differences(worker: WorkerProcess,
+                          expected: dict[tuple[datetime, str], dict]) -> list[str]:
+    """How the dashboard table differs from `expected` (empty: it matches)."""
+    dash = table(paths(worker).stream_aggregations)
+    if dash is None:
+        return ["no dashboard table"]
+    got = {(pd.Timestamp(r.window_start).to_pydatetime().replace(tzinfo=UTC), r.category): r
+           for r in dash.itertuples()}
+    if len(got) != len(dash):
+        return [f"{len(dash) - len(got)} duplicate (window_start, category) rows"]
+    problems = [f"window {key} missing" for key in expected.keys() - got.keys()]
+    problems += [f"window {key} unexpected" for key in got.keys() - expected.keys()]
+    for key in expected.keys() & got.keys():
+        row, want = got[key], expected[key]
+        seen = (row.txn_count, round(row.window_revenue, 6), row.fraud_alerts,
+                row.approx_unique_customers)
+        wanted = (want["txn_count"], round(want["window_revenue"], 6), want["fraud_alerts"],
+                  len(want["customers"]))
+        if seen != wanted:
+            problems.append(f"window {key}: {seen} != {wanted}")
+    return problems
 
 
 def test_valid_rows_land_once_and_invalid_ones_are_quarantined(

@@ -14,6 +14,7 @@ from worker.analytics.dashboard import (
     dashboard_windows,
     merge_spans,
     realtime_dashboard,
+    window_start_predicate,
     windows_in_spans,
 )
 from worker.analytics.functions import (
@@ -57,5 +58,6 @@ __all__ = [
     "realtime_dashboard",
     "revenue_by_category",
     "revenue_by_region",
+    "window_start_predicate",
     "windows_in_spans",
 ]

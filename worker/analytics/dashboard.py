@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame
@@ -166,7 +166,21 @@ def windows_in_spans(df: DataFrame, spans: list[AffectedWindows]) -> DataFrame:
         day = F.col("event_date")
         df = df.where(any_of(lambda s: day.between(F.lit(s.source_start.date()),
                                                    F.lit(s.source_end.date()))))
-    ts, start = F.col("event_timestamp"), F.col("window_start")
+    ts = F.col("event_timestamp")
     source = df.where(any_of(lambda s: (ts >= F.lit(s.source_start)) & (ts < F.lit(s.source_end))))
-    return dashboard_windows(source, ordered=False).where(
-        any_of(lambda s: start.between(F.lit(s.first_window_start), F.lit(s.last_window_start))))
+    return dashboard_windows(source, ordered=False).where(F.expr(window_start_predicate(spans)))
+
+
+def window_start_predicate(spans: list[AffectedWindows]) -> str:
+    """SQL selecting the window starts the spans cover. `windows_in_spans` filters with it,
+    and the dashboard table's replaceWhere uses it, so the two cannot drift apart."""
+    if not spans:
+        raise ValueError("no spans")
+    return " OR ".join(
+        f"(window_start >= TIMESTAMP'{_utc_literal(s.first_window_start)}' AND "
+        f"window_start <= TIMESTAMP'{_utc_literal(s.last_window_start)}')"
+        for s in spans)
+
+
+def _utc_literal(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "Z"
