@@ -1,7 +1,8 @@
-"""Command envelope (`pipeline-commands`, DESIGN.md §4): one frozen model per command type.
+"""Command envelope (`pipeline-commands`): one frozen model per command type.
 
 `decode_command` turns any bytes into a valid `Command` or raises one `ContractError`
-whose code the worker publishes in `command.rejected`.
+whose code the worker publishes in `command.rejected`. Every field that reaches a file
+path, a Spark option or a topic name is allow-listed here, so clients fail early too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,6 +22,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,6 +42,16 @@ from contracts.transaction import (
 SCHEMA_VERSION = 1
 BATCH_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_COMMAND_ID_LENGTH = 128
+# Kafka's own rule for topic names: [A-Za-z0-9._-]{1,249}, but not "." or "..". Written
+# without look-arounds so that any JSON Schema validator can use it: a name with a
+# character other than "." or a name of 3+ dots. No "," either, so that a topic never
+# turns into a list in Spark's `subscribe` option, and no "/" so that it stays one path
+# segment where it names a checkpoint.
+TOPIC_PATTERN = r"^(?:[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*|\.{3,})$"
+MAX_TOPIC_LENGTH = 249
+_TOPIC_RE = re.compile(TOPIC_PATTERN)
+_PARTITION_RE = re.compile(r"^[0-9]{1,10}$")  # ASCII only: str.isdigit accepts other scripts
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CommandType(StrEnum):
@@ -86,6 +99,25 @@ FILTER_COLUMNS: dict[str, type[StrEnum] | None] = {
 BatchId = Annotated[str, Field(pattern=BATCH_ID_PATTERN)]
 
 
+def is_valid_topic_name(name: object) -> bool:
+    """Kafka's topic-name rule (see TOPIC_PATTERN), for checks outside the models."""
+    return (isinstance(name, str) and 0 < len(name) <= MAX_TOPIC_LENGTH
+            and _TOPIC_RE.fullmatch(name) is not None)
+
+
+def _topic_name(name: str) -> str:
+    if not is_valid_topic_name(name):
+        raise ValueError(f"{name[:60]!r} is not a Kafka topic name: use 1-{MAX_TOPIC_LENGTH} "
+                         "of A-Z a-z 0-9 . _ - (one topic, not '.' or '..')")
+    return name
+
+
+# The pattern goes into the JSON Schema; the validator gives the readable message.
+TopicName = Annotated[str, Field(min_length=1, max_length=MAX_TOPIC_LENGTH,
+                                 json_schema_extra={"pattern": TOPIC_PATTERN}),
+                      AfterValidator(_topic_name)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -98,7 +130,7 @@ class PingPayload(_Frozen):
 
 
 class StartStreamPayload(_Frozen):
-    topic: Annotated[str, Field(min_length=1, max_length=249)] | None = None
+    topic: TopicName | None = None
     starting_offsets: Literal["latest", "earliest"] = "latest"
     trigger_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
 
@@ -113,34 +145,41 @@ OffsetSpec = Literal["earliest", "latest"] | dict[str, StrictInt] | datetime
 
 class KafkaSource(_Frozen):
     kind: Literal["kafka"]
-    topic: Annotated[str, Field(min_length=1, max_length=249)]
+    topic: TopicName
     start_offset: OffsetSpec = "earliest"
     end_offset: OffsetSpec = "latest"
 
     @field_validator("start_offset", "end_offset", mode="before")
     @classmethod
-    def _offset_shape(cls, value: Any, info: Any) -> Any:
+    def _offset_shape(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, dict):
             if len(value) == 1 and isinstance(next(iter(value.values())), dict):
-                value = next(iter(value.values()))  # Spark's {"topic": {"0": 5}} form
+                # Spark's {"topic": {"0": 5}} form: the name must be this source's topic.
+                wrapper, value = next(iter(value.items()))
+                topic = info.data.get("topic")
+                if topic is not None and wrapper != topic:
+                    raise ValueError(f"offsets are given for topic {wrapper!r}, but the "
+                                     f"source topic is {topic!r}")
             if "timestamp" in value and len(value) == 1:
-                return value["timestamp"]
-            for partition, offset in value.items():
-                if not str(partition).isdigit():
-                    raise ValueError(f"partition {partition!r} is not a partition number")
-                if isinstance(offset, bool) or not isinstance(offset, int) or offset < -2:
-                    raise ValueError(f"offset for partition {partition} must be an integer >= -2")
-            return {str(p): o for p, o in value.items()}
+                value = value["timestamp"]  # {"timestamp": ms}: epoch milliseconds below
+            else:
+                return _partition_offsets(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
             # An epoch timestamp in milliseconds, as Kafka counts time.
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
+            try:
+                return datetime.fromtimestamp(value / 1000, tz=UTC)
+            except (OverflowError, OSError, ValueError):
+                raise ValueError(f"timestamp {value!r} ms is out of range") from None
         return value
 
     @field_validator("start_offset", "end_offset")
     @classmethod
     def _utc(cls, value: Any) -> Any:
         if isinstance(value, datetime):
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            if value < _EPOCH:
+                # Kafka timestamps start at the epoch; Spark would get a negative one.
+                raise ValueError(f"timestamp {value.isoformat()} is before 1970-01-01")
         return value
 
     @model_validator(mode="after")
@@ -160,6 +199,21 @@ class KafkaSource(_Frozen):
                         f"end_offset {e} is before start_offset {s} on partition {partition}"
                     )
         return self
+
+
+def _partition_offsets(value: dict[Any, Any]) -> dict[str, int]:
+    """A partition -> offset map, keys normalised ("007" -> "7") as Spark expects them."""
+    out: dict[str, int] = {}
+    for partition, offset in value.items():
+        if not isinstance(partition, str) or not _PARTITION_RE.fullmatch(partition):
+            raise ValueError(f"partition {partition!r} is not a partition number")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < -2:
+            raise ValueError(f"offset for partition {partition} must be an integer >= -2")
+        key = str(int(partition))
+        if key in out:
+            raise ValueError(f"partition {key} is given twice")
+        out[key] = offset
+    return out
 
 
 class DeltaSource(_Frozen):
@@ -365,6 +419,12 @@ def decode_command(raw: bytes | None, *, max_bytes: int = 65_536) -> Any:
     except ValidationError as exc:
         raise ContractError(
             ErrorCode.INVALID_REQUEST, validation_message(exc), command_id=command_id
+        ) from None
+    except Exception as exc:
+        # A validator that raised something pydantic does not wrap: still a bad request,
+        # never an exception that would stop the worker's command loop.
+        raise ContractError(
+            ErrorCode.INVALID_REQUEST, f"invalid payload: {exc}", command_id=command_id
         ) from None
 
 

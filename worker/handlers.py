@@ -1,6 +1,8 @@
 """One handler per command type. Handlers validate against current state and either
 refuse (`CommandRefused`) or accept, returning the follow-up to run after the answer.
-They never run Spark work: that is handed to the stream manager or the batch runner."""
+They never run Spark work: that is handed to the stream manager or the batch runner.
+Input that needs the settings to judge (own topics, the data directory) is checked by
+`worker.input_guard` first, so a refused command has touched nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from contracts.events import CommandAcceptedData, EventType, worker_subject
 from contracts.settings import Settings
 from worker.batch_runner import BatchRunner
 from worker.health import HealthReporter
+from worker.input_guard import check_run_batch, check_start_stream
 from worker.publisher import EventPublisher
 from worker.signals import StopFlag
 from worker.stream_manager import StreamManager
@@ -48,6 +51,7 @@ class CommandHandlers:
         return CommandAcceptedData(command_type=command.type), pong
 
     def _on_start_stream(self, command: StartStreamCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        check_start_stream(command.payload, self.settings)
         start = self.stream.prepare_start(command.payload, command.command_id)
         return CommandAcceptedData(command_type=command.type), start
 
@@ -56,6 +60,7 @@ class CommandHandlers:
         return CommandAcceptedData(command_type=command.type), stop
 
     def _on_run_batch(self, command: RunBatchCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        check_run_batch(command.payload, self.settings)
         batch_id, submit = self.batches.prepare_submit(command.payload, command.command_id)
         return CommandAcceptedData(command_type=command.type, batch_id=batch_id), submit
 

@@ -1,10 +1,24 @@
-"""Delta and checkpoint locations under PIPELINE_DATA_DIR (DESIGN.md §5)."""
+"""Delta and checkpoint locations under PIPELINE_DATA_DIR.
+
+Some path segments come from commands (batch ids, a stream's topic in its checkpoint
+name). Each such segment is checked to be one plain name, and the joined path to stay
+under the data directory, before anything is created: a bad one raises `UnsafePath`.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from contracts.settings import Settings
+
+# One file name of the characters ids and topic names may use; never "." or "..".
+_SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
+class UnsafePath(ValueError):
+    """A path derived from input would leave the data directory, or is not one name."""
 
 
 class StoragePaths:
@@ -25,10 +39,26 @@ class StoragePaths:
         return self.delta / "stream" / "stream_aggregations"
 
     def batch_raw(self, batch_id: str) -> Path:
-        return self.delta / "batches" / batch_id / "raw"
+        return self._inside(self.delta / "batches", batch_id, "raw")
 
     def batch_aggregated(self, batch_id: str, analysis: str) -> Path:
-        return self.delta / "batches" / batch_id / "aggregated" / analysis
+        return self._inside(self.delta / "batches", batch_id, "aggregated", analysis)
 
     def checkpoint(self, query_name: str) -> Path:
-        return self.root / "checkpoints" / query_name
+        return self._inside(self.root / "checkpoints", query_name)
+
+    def _inside(self, base: Path, *segments: str) -> Path:
+        """`base / segments`, or `UnsafePath`. Nothing is created here.
+
+        The check is lexical (normpath, not resolve): segments are plain names, so they
+        cannot bring in a symlink, and a deployment may link `delta/` or `checkpoints/`
+        to another disk on purpose.
+        """
+        for segment in segments:
+            if not (isinstance(segment, str) and _SEGMENT.fullmatch(segment)
+                    and segment not in (".", "..")):
+                raise UnsafePath(f"{segment!r} is not a plain file name")
+        path = Path(os.path.normpath(base.joinpath(*segments)))
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise UnsafePath(f"{path} is outside the data directory {self.root}")
+        return path

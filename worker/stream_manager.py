@@ -37,6 +37,7 @@ from worker.dashboard import DashboardUpdater
 from worker.dashboard_refresher import DashboardRefresher
 from worker.errors import CommandRefused
 from worker.health import HealthReporter
+from worker.input_guard import check_source_topic
 from worker.publisher import EventPublisher
 from worker.spark_session import STREAMING_POOL
 from worker.storage import StoragePaths
@@ -178,6 +179,7 @@ class StreamManager:
     def _start_query(self, options: dict[str, Any]) -> StreamingQuery:
         spark = self.spark
         topic = options["topic"]
+        check_source_topic(topic, self.settings)  # also a topic resumed from an older log
         name = "stream_transactions" if topic == self.settings.stream_topic else (
             f"stream_transactions__{topic}")
         checkpoint = self.paths.checkpoint(name)
