@@ -1,4 +1,4 @@
-"""The real-time dashboard table (seed 001 §7.8), kept fresh every trigger.
+"""The real-time dashboard table (docs/analyses.md#dashboard-windows), kept fresh every trigger.
 
 Instead of a watermark-bound streaming aggregation (which only emits once the watermark
 passes), the windows that new events fall into are recomputed from `stream/transactions`

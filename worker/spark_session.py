@@ -39,7 +39,7 @@ def build_session(settings: Settings, app_name: str = "pipeline-worker") -> Spar
         .config("spark.scheduler.mode", "FAIR")
         .config("spark.scheduler.allocation.file", str(FAIR_SCHEDULER_FILE))
         .config("spark.sql.session.timeZone", "UTC")
-        # Small data on few cores suffers from 200 shuffle partitions (DESIGN.md §11).
+        # Small data on few cores suffers from 200 shuffle partitions.
         .config("spark.sql.shuffle.partitions", str(max(cores, 2)))
         .config("spark.sql.adaptive.enabled", "true")
         # Delta rebuilds table state with 50 tasks by default; on a few cores each task's

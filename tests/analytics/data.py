@@ -23,7 +23,8 @@ from pyspark.sql.types import (
 
 Row = dict[str, Any]
 
-# Seed 001 §4.2, written out here rather than imported so the tests pin the contract.
+# The record's Spark schema (docs/transaction-record.md), written out here rather than
+# imported so the tests pin the contract.
 TRANSACTION_SCHEMA = StructType(
     [
         StructField("transaction_id", StringType(), False),

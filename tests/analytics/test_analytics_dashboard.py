@@ -1,4 +1,4 @@
-"""The seed §7.8 dashboard windows: static helper, streaming form, affected-window ranges."""
+"""The dashboard windows: static helper, streaming form, affected-window ranges."""
 
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ def test_streaming_matches_static(spark: SparkSession, tmp_path: Path) -> None:
     stream = spark.readStream.schema(TRANSACTION_SCHEMA).parquet(str(source))
     dashboard = realtime_dashboard(stream)
     assert dashboard.isStreaming
-    # The seed's watermark is part of the plan (append mode would be refused without it).
+    # The 10-minute watermark is part of the plan (append mode would be refused without it).
     assert "EventTimeWatermark" in dashboard._jdf.queryExecution().logical().toString()
 
     query = (

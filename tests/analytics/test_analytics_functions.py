@@ -135,7 +135,7 @@ def key_order(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[tuple[A
     return [tuple(r[k] for k in keys) for r in rows]
 
 
-# ---------------------------------------------------------------- references (seed §7)
+# ------------------------------------------------------ references (docs/analyses.md)
 
 
 def ref_revenue_by_category(rows: list[Row]) -> list[dict[str, Any]]:

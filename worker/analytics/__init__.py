@@ -1,4 +1,4 @@
-"""Spark analyses of retail transactions (seed 001 §7) as pure DataFrame transformations.
+"""Spark analyses of retail transactions (docs/analyses.md) as pure DataFrame transformations.
 
 Every analysis is `(df: DataFrame) -> DataFrame` over TransactionEvent rows: it builds a
 plan and runs nothing. `ANALYSES` maps run_batch analysis types to them, `analyses_for`

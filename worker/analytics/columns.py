@@ -1,4 +1,4 @@
-"""Machine-readable output schemas of the analyses (seed 001 §7).
+"""Machine-readable output schemas of the analyses (docs/analyses.md).
 
 `OUTPUT_COLUMNS` is the single source of truth for what each analysis writes: the analysis
 functions get their docstring column tables from it, the tests check every function's real

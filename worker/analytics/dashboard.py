@@ -1,13 +1,13 @@
-"""Real-time dashboard windows (seed 001 §7.8).
+"""Real-time dashboard windows (docs/analyses.md#dashboard-windows).
 
 Two entry points share one aggregation:
 
-* `realtime_dashboard(stream_df)`: the seed's streaming form, watermark (10 minutes) plus
+* `realtime_dashboard(stream_df)`: the streaming form, watermark (10 minutes) plus
   sliding windows, for a streaming query in update/append mode.
 * `dashboard_windows(df)`: the same windows for a *static* DataFrame. The stream manager
   uses it to recompute, per micro-batch, the windows touched by the new rows from the Delta
   table and upsert them into `stream/stream_aggregations`, which keeps the dashboard fresh
-  within a trigger instead of only after watermark expiry (DESIGN §6).
+  within a trigger instead of only after watermark expiry (docs/design.md#exactly-once-ingest).
   `affected_windows` tells it which source rows to read and which windows are complete.
 """
 
@@ -68,7 +68,7 @@ def _dashboard_rows(df: DataFrame) -> DataFrame:
 
 @documents(REALTIME_DASHBOARD)
 def realtime_dashboard(stream_df: DataFrame) -> DataFrame:
-    """Streaming sliding-window dashboard metrics per category (seed §7.8).
+    """Streaming sliding-window dashboard metrics per category.
 
     Takes the parsed transaction stream (event_timestamp as TimestampType). Completed and
     pending transactions, 10-minute watermark on event_timestamp, 5-minute windows sliding

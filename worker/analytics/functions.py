@@ -1,4 +1,4 @@
-"""The eight batch analyses of seed 001 §7 as pure DataFrame -> DataFrame transformations.
+"""The eight batch analyses (docs/analyses.md) as pure DataFrame -> DataFrame transformations.
 
 Each function only builds a logical plan: no Spark actions, no I/O, no session access, so the
 batch runner decides when and where (which FAIR pool, which job tag) the work runs, and the
@@ -6,8 +6,8 @@ functions can be unit-tested on a plain local session.
 
 Conventions, applied the same way everywhere:
 
-* Aggregations, filters and thresholds follow the seed literally.
-* The seed's sort orders are kept and extended with the group keys as tie-breakers, so the
+* Aggregations, filters and thresholds are the ones docs/analyses.md defines.
+* Each analysis' sort order is extended with the group keys as tie-breakers, so the
   output order is fully deterministic (Spark otherwise returns ties in arbitrary order).
   String keys sort ascending with nulls last.
 * Spark 4 runs with ANSI mode on, where dividing by zero raises; the one ratio whose divisor
@@ -27,7 +27,7 @@ from worker.analytics.columns import documents
 COMPLETED = "completed"
 FRAUD_SCORE_THRESHOLD = 0.7
 
-# Lifetime-value thresholds of the customer segments (seed §7.4), checked top-down.
+# Lifetime-value thresholds of the customer segments, checked top-down.
 VIP_THRESHOLD = 10_000
 HIGH_VALUE_THRESHOLD = 5_000
 MID_VALUE_THRESHOLD = 1_000
@@ -43,14 +43,14 @@ def _asc(*names: str) -> list[Column]:
 
 
 def _count_if(condition: Column) -> Column:
-    # sum(when(cond, 1).otherwise(0)) as in the seed: null conditions count as 0, and the
+    # sum(when(cond, 1).otherwise(0)): null conditions count as 0, and the
     # result is a bigint 0 (not null) for groups without matches.
     return F.sum(F.when(condition, 1).otherwise(0))
 
 
 @documents("revenue_by_category")
 def revenue_by_category(df: DataFrame) -> DataFrame:
-    """Revenue, order value and volume per product category (seed §7.1).
+    """Revenue, order value and volume per product category.
 
     Completed transactions only; sorted by total_revenue descending, then category.
     """
@@ -71,7 +71,7 @@ def revenue_by_category(df: DataFrame) -> DataFrame:
 
 @documents("revenue_by_region")
 def revenue_by_region(df: DataFrame) -> DataFrame:
-    """Geographic revenue heatmap per region and city (seed §7.2, `revenueByRegionAndCity`).
+    """Geographic revenue heatmap per region and city.
 
     Completed transactions only; sorted by total_revenue descending, then region, city.
     """
@@ -91,7 +91,7 @@ def revenue_by_region(df: DataFrame) -> DataFrame:
 
 @documents("payment_analysis")
 def payment_analysis(df: DataFrame) -> DataFrame:
-    """Payment preferences per payment method and card network (seed §7.3).
+    """Payment preferences per payment method and card network.
 
     Completed transactions only. A null card_network (non-card payments) forms its own group.
     Sorted by transaction_count descending, then payment_method, card_network.
@@ -118,9 +118,9 @@ def payment_analysis(df: DataFrame) -> DataFrame:
 
 @documents("customer_segmentation")
 def customer_segmentation(df: DataFrame) -> DataFrame:
-    """Customer lifetime value, behaviour and segment (seed §7.4).
+    """Customer lifetime value, behaviour and segment.
 
-    Completed transactions only, grouped by customer_id and customer_tier as in the seed.
+    Completed transactions only, grouped by customer_id and customer_tier.
     Sorted by lifetime_value descending, then customer_id, customer_tier.
     """
     metrics = (
@@ -152,7 +152,7 @@ def customer_segmentation(df: DataFrame) -> DataFrame:
 
 @documents("fraud_analysis")
 def fraud_analysis(df: DataFrame) -> DataFrame:
-    """Fraud hotspots by category, region, channel and payment method (seed §7.5).
+    """Fraud hotspots by category, region, channel and payment method.
 
     Unlike the other analyses this does not filter on status: a transaction counts when
     is_fraudulent is true or fraud_score > 0.7 (a null label or score never matches on its
@@ -179,7 +179,7 @@ def fraud_analysis(df: DataFrame) -> DataFrame:
 
 @documents("hourly_trends")
 def hourly_trends(df: DataFrame) -> DataFrame:
-    """Hourly time series of completed transactions (seed §7.6).
+    """Hourly time series of completed transactions.
 
     event_date and event_hour are recomputed from event_timestamp (an input event_date
     column, e.g. the Delta partition column, is replaced by the same value).
@@ -203,7 +203,7 @@ def hourly_trends(df: DataFrame) -> DataFrame:
 
 @documents("channel_performance")
 def channel_performance(df: DataFrame) -> DataFrame:
-    """Sales channel comparison (seed §7.7).
+    """Sales channel comparison.
 
     Completed transactions only. fraud_count counts is_fraudulent = true only (fraud_score
     is reported separately as avg_fraud_score). Sorted by total_revenue descending, then
@@ -232,7 +232,7 @@ def channel_performance(df: DataFrame) -> DataFrame:
 
 @documents("inventory_velocity")
 def inventory_velocity(df: DataFrame) -> DataFrame:
-    """Product sell-through rate for replenishment (seed §7.9).
+    """Product sell-through rate for replenishment.
 
     Completed transactions only. days_in_range counts UTC calendar days inclusively, so a
     product sold on a single day has days_in_range = 1 and daily_velocity = units sold.

@@ -1,4 +1,4 @@
-"""analysis_type -> analysis function (seed 001 §7.10, DESIGN §4)."""
+"""analysis_type -> analysis function (docs/analyses.md#registry)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ Analysis = Callable[[DataFrame], DataFrame]
 FULL_REPORT = "full_report"
 
 # Insertion order is the fixed order in which full_report runs (and reports) the analyses:
-# the seed's §7.10 table order.
+# the order of the table in docs/analyses.md#registry.
 ANALYSES: dict[str, Analysis] = {
     "revenue_by_category": revenue_by_category,
     "revenue_by_region": revenue_by_region,
