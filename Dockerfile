@@ -8,7 +8,7 @@
 # Two stages: `build` has Maven and resolves the jars; the final image has neither Maven nor
 # its local repository, only the venv and the project with its verified jar cache.
 
-# bookworm: the Debian release that ships openjdk-17 (DESIGN.md §2 pins Java 17).
+# bookworm: the Debian release that ships openjdk-17 (the stack pins Java 17: docs/design.md).
 FROM python:3.11-slim-bookworm AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,6 +1,6 @@
 """JSON Schemas and the AsyncAPI 3.0 document, generated from the contract models.
 
-Clients in any language build commands and read events from these files (DESIGN.md §1),
+Clients in any language build commands and read events from these files (docs/design.md),
 so every schema is derived from the pydantic models in `contracts`, never written by hand:
 `render_schemas()` is pure and deterministic, `export_schemas()` writes it, and `--check`
 lets CI fail when the committed files drift from the models.
@@ -484,7 +484,7 @@ def _event_examples() -> dict[EventType, list[tuple[str, str, dict[str, Any]]]]:
     }
 
 
-# seed 001 §4.4: the sample TransactionEvent as produced to Kafka.
+# The example record of docs/transaction-record.md, as produced to Kafka.
 _SEED_TRANSACTION: dict[str, Any] = {
     "transaction_id": "a3f8e2b1-7c44-4d12-9e56-1a2b3c4d5e6f",
     "event_timestamp": "2025-01-15T14:32:07.123Z",
@@ -748,7 +748,7 @@ def asyncapi_document() -> dict[str, Any]:
         "One retail/e-commerce transaction line (31 fields).",
         _ref("components", "schemas", "TransactionEvent"),
         _key_schema(specs[stream_topic], TransactionEvent, "`transaction_id`."),
-        [("seed_sample", "The sample record of seed 001 §4.4", _transaction_example())],
+        [("sample", "A typical record, as produced to Kafka", _transaction_example())],
     )
     for topic in (stream_topic, batch_topic):
         channel_messages[topic]["transaction"] = _ref("components", "messages", "TransactionEvent")

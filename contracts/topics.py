@@ -1,4 +1,4 @@
-"""Topic specifications (DESIGN.md §3): partitions, cleanup policy and retention per topic."""
+"""Topic specifications (README.md#topics): partitions, cleanup policy and retention per topic."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class JarSet:
     exclude_pyspark_shipped: bool = False
 
 
-# DESIGN.md §2 pins delta-spark 4.4.1 / delta-storage 4.4.1, but Maven Central as reachable from
+# The stack pins delta-spark 4.4.1 / delta-storage 4.4.1, but Maven Central as reachable from
 # these machines only has io.delta:delta-spark_4.2_2.13:4.4.0 (and delta-storage 4.4.0): 4.4.1
 # returns 404. 4.4.0 is the newest Delta build for Spark 4.2; the delta-spark 4.4.1 *wheel* is
 # only a Python wrapper over these JVM classes.

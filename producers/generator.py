@@ -1,11 +1,11 @@
-"""Realistic TransactionEvents (seed 001 §10.1, §10.2), deterministic given a seed.
+"""Realistic TransactionEvents (docs/generator.md), deterministic given a seed.
 
 Faker runs only while the customer/product/store pools are built; each event is then
 drawn with one `random.Random`, so generation stays far above the stream's ingest rate.
 
 Pools come from `pool_seed` (fixed by default), events from `seed`: the live generator
 and the historical seeder therefore share one catalogue of customers, products and
-stores ("the same pools ... for consistency", §10.2), while different event seeds still
+stores (so their records can be joined), while different event seeds still
 give different traffic.
 """
 
@@ -32,7 +32,7 @@ from contracts.transaction import (
     TransactionStatus,
 )
 
-# The seed's prices (1.99 .. 2499.99) and its sample event are in USD, so every event is USD.
+# The price ranges (1.99 .. 2499.99) and the example record are in USD: every event is USD.
 CURRENCY = "USD"
 TAX_RATE = 0.09
 DEFAULT_POOL_SEED = 1001
@@ -174,7 +174,7 @@ REGIONS: dict[Region, RegionSpec] = {
     Region.CENTRAL: RegionSpec(0.08, (
         City("Bhopal", "MP", "462", "BHO"), City("Nagpur", "MH", "440", "NAG"),
         City("Indore", "MP", "452", "IDR"), City("Raipur", "CT", "492", "RPR"))),
-    # Guwahati is listed under both east and northeast in the seed; kept as given.
+    # Guwahati is listed under both east and northeast, so it appears with both regions.
     Region.NORTHEAST: RegionSpec(0.05, (
         City("Guwahati", "AS", "781", "GAU"), City("Imphal", "MN", "795", "IMP"),
         City("Shillong", "ML", "793", "SHL"), City("Agartala", "TR", "799", "AGT"))),
@@ -198,7 +198,7 @@ STATUS_WEIGHTS: dict[TransactionStatus, float] = {
     TransactionStatus.FAILED: 0.02, TransactionStatus.REFUNDED: 0.015,
     TransactionStatus.CHARGEBACK: 0.005,
 }
-# Not in the seed: plausible Indian card mixes (Amex and Discover issue no debit cards here).
+# Plausible Indian card mixes (Amex and Discover issue no debit cards here).
 CARD_NETWORK_WEIGHTS: dict[PaymentMethod, dict[CardNetwork, float]] = {
     PaymentMethod.CREDIT_CARD: {CardNetwork.VISA: 0.40, CardNetwork.MASTERCARD: 0.30,
                                 CardNetwork.RUPAY: 0.15, CardNetwork.AMEX: 0.10,
@@ -206,9 +206,9 @@ CARD_NETWORK_WEIGHTS: dict[PaymentMethod, dict[CardNetwork, float]] = {
     PaymentMethod.DEBIT_CARD: {CardNetwork.VISA: 0.45, CardNetwork.MASTERCARD: 0.30,
                                CardNetwork.RUPAY: 0.25},
 }
-# Digital channels carry a device, a session and a (masked) IP, and no store (§10.1: "null for
-# digital channels"). The call centre is not digital: no device or session, but the order is
-# booked against a store in the customer's home region, like a till.
+# Digital channels carry a device, a session and a (masked) IP, and no store. The call
+# centre is not digital: no device or session, but the order is booked against a store in
+# the customer's home region, like a till.
 DEVICE_WEIGHTS: dict[Channel, dict[DeviceType, float]] = {
     Channel.WEB: {DeviceType.DESKTOP: 0.65, DeviceType.TABLET: 0.10,
                   DeviceType.ANDROID: 0.15, DeviceType.IOS: 0.10},
@@ -218,11 +218,11 @@ DEVICE_WEIGHTS: dict[Channel, dict[DeviceType, float]] = {
 }
 STORE_CHANNELS = frozenset({Channel.POS_IN_STORE.value, Channel.CALL_CENTER.value})
 
-# §10.2 seasonality: weekends +40% grocery/clothing, weekdays +30% electronics.
+# Seasonality of history: weekends +40% grocery/clothing, weekdays +30% electronics.
 WEEKEND_BOOST: dict[Category, float] = {Category.GROCERY: 1.4, Category.CLOTHING: 1.4}
 WEEKDAY_BOOST: dict[Category, float] = {Category.ELECTRONICS: 1.3}
 
-# Relative traffic by local hour: 8 AM-10 PM ("business hours", §10.1/§10.2) carry ~87% of it,
+# Relative traffic by local hour: 8 AM-10 PM (business hours) carry ~87% of it,
 # with lunch and evening peaks. Used to place historical timestamps and, optionally, to shape
 # the live rate (`rate_multiplier`).
 HOUR_WEIGHTS: tuple[float, ...] = (
@@ -393,7 +393,7 @@ class TransactionGenerator:
             self._customers.append((
                 f"CUST-{number:08d}", tier, home, city.name, city.state,
                 f"{city.postal_prefix}{rng.randrange(1, 100):03d}", channel,
-                f"{a}.{b}.xxx.xxx",  # masked, as in the seed's example
+                f"{a}.{b}.xxx.xxx",  # masked, as in the example record
             ))
 
         # Products: every category gets some, in proportion to its weight. The event picks a
@@ -414,7 +414,7 @@ class TransactionGenerator:
                     model = f"{model} {rng.randrange(2, 1000)}"
                 name = f"{brand} {model} {rng.choice(spec.sub_cats[sub])}"
                 lo, hi = spec.price_range
-                # Uniform over the range, priced at .99 like the seed's bounds (x.99 .. y.99).
+                # Uniform over the range, priced at .99 like the range's bounds (x.99 .. y.99).
                 price = min(hi, max(lo, int(rng.uniform(lo, hi)) + 0.99))
                 sku = f"SKU-{spec.sku_code}-{next(sku_numbers, 0):05d}"
                 products.append((sku, name, category.value, sub, brand, price))
@@ -571,7 +571,7 @@ class TransactionGenerator:
         """Historical events with their event time as epoch ms (for columnar writers).
 
         Hours and weekends are taken in `tz` (default UTC, the zone the analyses bucket
-        by); weekends boost grocery/clothing by 40%, weekdays electronics by 30% (§10.2).
+        by); weekends boost grocery/clothing by 40%, weekdays electronics by 30%.
         """
         weekend_cum, weekday_cum = self._cat_cum_weekend, self._cat_cum_weekday
         for ms, weekend in self._history_ms(n, days, end, tz):

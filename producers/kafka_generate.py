@@ -1,4 +1,4 @@
-"""Live TransactionEvents to Kafka at a steady rate (seed 001 §10.1), optionally with bad records.
+"""Live TransactionEvents to Kafka at a steady rate (docs/generator.md), optionally bad ones.
 
 Valid records are keyed by `transaction_id`; malformed ones (`--invalid-rate`) let the
 stream's quarantine/DLQ path be exercised with the same tool.
@@ -93,7 +93,7 @@ def make_producer(settings: Settings, **overrides: Any) -> tuple[Producer, _Deli
 
 
 def ensure_topic(settings: Settings, topic: str, *, timeout: float = 15.0) -> None:
-    """Create `topic` if missing, with the worker's spec for it (DESIGN.md §3).
+    """Create `topic` if missing, with the worker's spec for it (README.md#topics).
 
     The worker creates its topics at start-up too; doing it here as well lets data be
     generated before the worker's first run. Also fails fast when the broker is unreachable.
@@ -190,8 +190,8 @@ def generate_to_kafka(
     """Produce live events to `topic` (default the stream topic) until `count` or `stop`.
 
     `rate` is events/s; None or 0 means as fast as possible. With `diurnal=True` the rate
-    follows the local hour of day (quiet nights, busy 8 AM-10 PM; §10.1 "time-of-day
-    traffic patterns") and `rate` is the daily average; off by default so that an
+    follows the local hour of day (quiet nights, busy 8 AM-10 PM; docs/generator.md) and
+    `rate` is the daily average; off by default so that an
     explicit rate is what you get. `invalid_rate` is the share of malformed records.
     Ctrl+C (or `stop`) ends the run gracefully: queued records are flushed and counted.
     """
@@ -260,7 +260,7 @@ def generate_to_kafka(
                     shown_at = now
             update(valid + invalid)
     except KeyboardInterrupt:
-        pass  # the seed's generator "runs until Ctrl+C": stop producing, then flush below
+        pass  # Ctrl+C ends the run: stop producing, then flush below
     summary = GenerateSummary(valid, invalid, 0.0, topic)
     try:
         finish(producer, tracker, summary=summary)

@@ -1,4 +1,4 @@
-"""Historical seeder (seed 001 §10.2): months of transactions appended to `stream/transactions`.
+"""Historical seeder (docs/generator.md): months of transactions appended to `stream/transactions`.
 
 Written with delta-rs from Arrow record batches, no Spark or JVM, into the same table the
 worker's stream appends to, so batches over history work at once. The Arrow schema is
@@ -73,7 +73,7 @@ class SeedSummary:
         return data
 
     def render(self) -> Any:
-        """The §10.2 summary (totals, per category, dates, AOV, fraud) as a rich renderable."""
+        """The seeding summary (totals, per category, dates, AOV, fraud) as a rich renderable."""
         from rich.console import Group
         from rich.table import Table
 
@@ -95,7 +95,7 @@ class SeedSummary:
 
 
 class _Stats:
-    """Running §10.2 statistics, folded per Arrow batch (vectorised, not per row)."""
+    """Running summary statistics, folded per Arrow batch (vectorised, not per row)."""
 
     def __init__(self) -> None:
         self.records = 0

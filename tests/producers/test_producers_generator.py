@@ -1,4 +1,4 @@
-"""The transaction generator: contract validity, seed §10.1/§10.2 distributions, determinism."""
+"""The transaction generator: contract validity, docs/generator.md distributions, determinism."""
 
 from __future__ import annotations
 
@@ -167,8 +167,8 @@ def test_card_network_only_for_cards(events: list[dict[str, Any]]) -> None:
 def test_channel_dependent_fields(events: list[dict[str, Any]]) -> None:
     for e in events:
         digital = e["channel"] in DIGITAL
-        assert (e["store_id"] is None) == digital  # §10.1: no store for digital channels
-        assert (e["device_type"] is not None) == digital  # §4: null for POS
+        assert (e["store_id"] is None) == digital  # no store for online channels
+        assert (e["device_type"] is not None) == digital  # no device in a store
         assert (e["session_id"] is not None) == digital
         if e["channel"] == "mobile_app":
             assert e["device_type"] in ("android", "ios")
@@ -204,7 +204,7 @@ def test_different_seeds_share_the_catalogue_but_not_the_traffic() -> None:
     ea = [a.event(at=AT) for _ in range(3000)]
     eb = [b.event(at=AT) for _ in range(3000)]
     assert [e["transaction_id"] for e in ea] != [e["transaction_id"] for e in eb]
-    # The seeder and the live generator draw from the same customers/products (§10.2).
+    # The seeder and the live generator draw from the same customers/products.
     products_a = {e["product_id"]: e["product_name"] for e in ea}
     products_b = {e["product_id"]: e["product_name"] for e in eb}
     common = products_a.keys() & products_b.keys()
