@@ -3,7 +3,8 @@
 What the code relies on (the record, the analyses, the generator, the design) is written
 down under docs/. This test fails when a tracked text file points at the original design
 notes or their numbered sections again, when a markdown link leads to a path that is not
-in the repository, or when a `docs/<name>.md` reference names a missing file or heading.
+in the repository, or when a `docs/<name>.md` or `README.md` reference names a missing file
+or heading.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _CODE_SPAN = re.compile(r"`[^`\n]*`")
 _LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"", re.IGNORECASE)
-_DOC_REFERENCE = re.compile(r"(?<![\w/.-])(docs/[\w.-]+\.md)(?:#([\w-]+))?")
+_DOC_REFERENCE = re.compile(r"(?<![\w/.-])((?:docs/[\w.-]+|README)\.md)(?:#([\w-]+))?")
 
 
 @cache
