@@ -7,6 +7,8 @@ derived from the contract (`FIELD_RULES`) and must stay identical to the one Spa
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +21,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
 from contracts.settings import Settings
 from contracts.spark_schema import FIELD_RULES
@@ -27,6 +30,9 @@ from producers.generator import TransactionGenerator
 
 PARTITION_COLUMN = "event_date"
 DEFAULT_CHUNK_ROWS = 100_000
+# Commit metadata of a seeding commit: which run wrote it, and that run's end time.
+_META_APP_ID = "pipeline.seed.app_id"
+_META_END_MS = "pipeline.seed.end_ms"
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -65,6 +71,9 @@ class SeedSummary:
     seconds: float
     table_path: str = ""
     table_version: int | None = None
+    seed: int | None = None        # the generator's seed: give it again to repeat the run
+    app_id: str = ""               # the run's Delta app id (see seed_app_id)
+    skipped_records: int = 0       # rows an earlier identical run had written already
 
     def to_json_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -141,11 +150,54 @@ def _record_batch(rows: list[dict[str, Any]], ms: list[int], schema: pa.Schema) 
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _write(path: Path, batch: pa.RecordBatch) -> int:
-    """Append one batch as one Delta commit; returns the table version it created."""
-    write_deltalake(str(path), pa.Table.from_batches([batch]), mode="append",
-                    partition_by=[PARTITION_COLUMN])
+def _write(path: Path, batch: pa.RecordBatch, app_id: str, chunk: int, end_ms: int) -> int:
+    """Append one batch as one Delta commit; returns the table version it created.
+
+    The commit carries the app transaction (`app_id`, chunk number), which is how a later
+    run with the same arguments knows this chunk is in the table already, and the run's
+    end time, so that a resumed run generates exactly the same rows.
+    """
+    write_deltalake(
+        str(path), pa.Table.from_batches([batch]), mode="append",
+        partition_by=[PARTITION_COLUMN],
+        commit_properties=CommitProperties(
+            app_transactions=[Transaction(app_id, chunk)],
+            custom_metadata={_META_APP_ID: app_id, _META_END_MS: str(end_ms)}),
+    )
     return DeltaTable(str(path)).version()
+
+
+def seed_app_id(records: int, days: int, seed: int, chunk_rows: int,
+                end: datetime | None) -> str:
+    """The Delta app id of one seeding run: a hash of everything that decides its rows.
+
+    `end` counts only when the caller pins it; "ending now" is the same run whenever it
+    is repeated, so running the same command twice writes its rows once.
+    """
+    key = orjson.dumps({"v": 1, "records": records, "days": days, "seed": seed,
+                        "chunk_rows": chunk_rows,
+                        "end_ms": None if end is None else _epoch_ms(end)})
+    return f"pipeline-seed-{hashlib.sha256(key).hexdigest()[:24]}"
+
+
+def _epoch_ms(at: datetime) -> int:
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    return int(at.timestamp() * 1000)
+
+
+def _progress_of(path: Path, app_id: str) -> tuple[int | None, int | None]:
+    """(last chunk committed by `app_id`, that run's end in epoch ms), or Nones."""
+    try:
+        table = DeltaTable(str(path))
+    except TableNotFoundError:
+        return None, None
+    done = table.transaction_version(app_id)
+    if done is None:
+        return None, None
+    for commit in table.history():
+        if commit.get(_META_APP_ID) == app_id and _META_END_MS in commit:
+            return done, int(commit[_META_END_MS])
+    return done, None
 
 
 def seed_history(
@@ -166,6 +218,12 @@ def seed_history(
     background thread while the next chunk is generated: delta-rs does its Parquet work
     without the GIL, so the two cores are both used. With `kafka_topic`, the same records
     also go to Kafka (key `transaction_id`, JSON value with `processing_timestamp` null).
+
+    Idempotent per (records, days, seed, chunk_rows, pinned `end`): each commit records
+    its chunk number under the run's Delta app id, so the same run again writes only the
+    chunks not yet in the table (none after a complete run; the rest, identical to what
+    the first run would have written, after an interrupted one). Kafka gets the records
+    of the chunks written, so a complete re-run produces nothing either.
     """
     if records < 0 or days <= 0 or chunk_rows <= 0:
         raise ValueError("need records >= 0, days > 0 and chunk_rows > 0")
@@ -173,8 +231,28 @@ def seed_history(
     gen = generator or TransactionGenerator(seed)
     schema = transactions_arrow_schema()
     path = transactions_table_path(settings)
-    path.mkdir(parents=True, exist_ok=True)
+    app_id = seed_app_id(records, days, gen.seed, chunk_rows, end)
+    done_chunk, done_end_ms = _progress_of(path, app_id)
+    last_chunk = (records - 1) // chunk_rows  # -1 when there is nothing to write
+    skip_below = 0 if done_chunk is None else done_chunk + 1  # chunks before it are in
+    if end is None:
+        # Whole seconds: the end is stored as epoch ms and must give the same rows again.
+        end = (datetime.fromtimestamp(done_end_ms // 1000, UTC) if done_end_ms is not None
+               else datetime.now(UTC).replace(microsecond=0))
+    end_ms = _epoch_ms(end)
     stats = _Stats()
+    skipped = min(records, skip_below * chunk_rows)
+    summary = functools.partial(
+        SeedSummary, kafka_topic=kafka_topic, table_path=str(path), seed=gen.seed,
+        app_id=app_id, skipped_records=skipped)
+    if skip_below > last_chunk:
+        # The whole run is in the table already: write nothing, produce nothing.
+        return summary(records=0, by_category={}, first_date=None, last_date=None,
+                       avg_order_value=0.0, fraud_rate=0.0,
+                       seconds=round(time.monotonic() - started, 3),
+                       table_version=None if done_chunk is None
+                       else DeltaTable(str(path)).version())
+    path.mkdir(parents=True, exist_ok=True)
 
     producer = tracker = None
     if kafka_topic:
@@ -192,15 +270,19 @@ def seed_history(
         rows: list[dict[str, Any]] = []
         ms: list[int] = []
         done = 0
+        chunk = 0
 
         def flush_chunk() -> None:
-            nonlocal pending, version, done
-            batch = _record_batch(rows, ms, schema)
-            stats.add(batch, ms[0], ms[-1])  # history is chronological
-            if pending is not None:
-                version = pending.result()  # one write in flight: bounded memory, ordered
-            pending = writer.submit(_write, path, batch)
+            nonlocal pending, version, done, chunk
+            if chunk >= skip_below:
+                batch = _record_batch(rows, ms, schema)
+                stats.add(batch, ms[0], ms[-1])  # history is chronological
+                if pending is not None:
+                    version = pending.result()  # one write in flight: bounded memory, ordered
+                pending = writer.submit(_write, path, batch, app_id, chunk, end_ms)
+            # else: generated only to keep the random sequence, and so the rows, the same
             done += len(rows)
+            chunk += 1
             update(done)
             rows.clear()
             ms.clear()
@@ -208,7 +290,7 @@ def seed_history(
         for event_ms, event in gen.history_records(records, days, end):
             rows.append(event)
             ms.append(event_ms)
-            if producer is not None:
+            if producer is not None and chunk >= skip_below:
                 produce(producer, kafka_topic, event["transaction_id"], orjson.dumps(event))
                 if len(rows) % 5_000 == 0:
                     producer.poll(0)
@@ -222,15 +304,13 @@ def seed_history(
 
     if producer is not None and tracker is not None:
         finish(producer, tracker)
-    return SeedSummary(
+    return summary(
         records=stats.records,
         by_category=dict(stats.by_category.most_common()),
         first_date=_ms_to_date(stats.first_ms),
         last_date=_ms_to_date(stats.last_ms),
         avg_order_value=round(stats.total_amount / stats.records, 2) if stats.records else 0.0,
         fraud_rate=round(stats.fraudulent / stats.records, 6) if stats.records else 0.0,
-        kafka_topic=kafka_topic,
         seconds=round(time.monotonic() - started, 3),
-        table_path=str(path),
         table_version=version,
     )
