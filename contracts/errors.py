@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class ErrorCode(StrEnum):
-    """Codes carried by `command.rejected`, `batch.failed` and `stream.failed` (DESIGN.md §4)."""
+    """Codes carried by `command.rejected`, `batch.failed` and `stream.failed`."""
 
     INVALID_REQUEST = "INVALID_REQUEST"
     UNKNOWN_COMMAND = "UNKNOWN_COMMAND"
@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "UNAUTHORIZED"
     SOURCE_ERROR = "SOURCE_ERROR"
     SHUTTING_DOWN = "SHUTTING_DOWN"
+    ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 

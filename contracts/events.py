@@ -1,4 +1,4 @@
-"""Event envelope (`pipeline-events`, DESIGN.md §4) and the typed `data` of each event type.
+"""Event envelope (`pipeline-events`) and the typed `data` of each event type.
 
 The topic is compacted and keyed by `subject`; every `batch.*` event carries the full
 `BatchRecord`, so the latest event per key is enough to rebuild the registry.
@@ -58,6 +58,17 @@ BATCH_EVENT_FOR_STATUS: dict[BatchStatus, EventType] = {
 }
 
 
+class StreamState(StrEnum):
+    """States of a stream query, as reported in health and lifecycle events."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"  # the query died of a transient fault; it restarts by itself
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
 class _Data(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -99,7 +110,7 @@ class BatchRecord(_Data):
 
 
 class StreamHealth(_Data):
-    state: Literal["running", "stopped", "failed", "starting", "stopping"] = "stopped"
+    state: StreamState = StreamState.STOPPED
     query_id: str | None = None
     topic: str | None = None
     started_at: datetime | None = None
@@ -114,11 +125,25 @@ class BatchCounts(_Data):
     cancelled: int = 0
 
 
+class RegistryStats(_Data):
+    """How the registry was rebuilt from the event log at start-up."""
+
+    events: int = 0
+    skipped_events: int = 0  # undecodable, invalid or inconsistent events, ignored
+    stale_events: int = 0  # events of a worker whose leadership epoch had passed
+    batches: int = 0
+    seconds: float = 0.0
+
+
 class WorkerHealth(_Data):
     """`worker.started` / `worker.heartbeat` / `worker.pong` / `worker.stopping|stopped`."""
 
     worker_id: str
-    status: Literal["starting", "standby", "ready", "stopping", "stopped"] = "ready"
+    status: Literal["starting", "standby", "ready", "degraded", "stopping", "stopped"] = "ready"
+    # Why the worker is degraded (e.g. events not acknowledged by Kafka); empty when healthy.
+    degraded_reasons: list[str] = Field(default_factory=list)
+    # The leadership epoch of an active worker (see `Event.epoch`); None while standby.
+    epoch: int | None = None
     spark_alive: bool
     spark_version: str | None = None
     spark_master: str | None = None
@@ -127,6 +152,8 @@ class WorkerHealth(_Data):
     batches: BatchCounts = BatchCounts()
     kafka_bootstrap: str | None = None
     version: str | None = None
+    # `worker.started` only: what the registry rebuild read (events, skipped, stale).
+    registry: RegistryStats | None = None
 
 
 class CommandAcceptedData(_Data):
@@ -138,6 +165,9 @@ class CommandAcceptedData(_Data):
 class CommandRejectedData(_Data):
     code: ErrorCode
     message: str
+    # A temporary refusal (capacity, a stop in flight...): not the command's final outcome,
+    # so the same command_id may be sent again once the condition clears.
+    retryable: bool = False
     command_type: str | None = None
     duplicate: bool = False
     topic: str | None = None
@@ -159,12 +189,15 @@ class StreamProgress(_Data):
     offsets: dict[str, Any] = Field(default_factory=dict)
     total_rows_written: int = 0
     total_rows_quarantined: int = 0
+    # Micro-batches whose DLQ copies could not be written yet (retried; quarantine has
+    # the records).
+    dlq_owed_batches: int = 0
 
 
 class StreamLifecycle(_Data):
     """`stream.started` / `stream.stopped` / `stream.failed`."""
 
-    state: Literal["running", "stopped", "failed"]
+    state: Literal[StreamState.RUNNING, StreamState.STOPPED, StreamState.FAILED]
     query_id: str | None = None
     topic: str | None = None
     starting_offsets: str | None = None
@@ -203,6 +236,9 @@ class Event(BaseModel):
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     worker_id: str
     command_id: str | None = None
+    # Leadership epoch of the active worker that published it (one higher per takeover).
+    # The registry fold ignores batch/stream/command events of an epoch that has passed.
+    epoch: int | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
     def encode(self) -> bytes:
@@ -224,14 +260,16 @@ def make_event(
     data: BaseModel | dict[str, Any],
     *,
     command_id: str | None = None,
+    epoch: int | None = None,
 ) -> Event:
     payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
-    return Event(
-        type=event_type, subject=subject, worker_id=worker_id, command_id=command_id, data=payload
-    )
+    return Event(type=event_type, subject=subject, worker_id=worker_id, command_id=command_id,
+                 epoch=epoch, data=payload)
 
 
-def decode_event(raw: bytes) -> Event:
+def decode_event(raw: bytes | None) -> Event:
+    if raw is None:
+        raise ContractError(ErrorCode.INVALID_REQUEST, "a tombstone (null value), not an event")
     try:
         return Event.model_validate_json(raw)
     except ValidationError as exc:

@@ -24,6 +24,10 @@ class KafkaUnavailable(RuntimeError):
     """The cluster at PIPELINE_KAFKA_BOOTSTRAP did not answer."""
 
 
+class EventLogUnreadable(RuntimeError):
+    """The event topic is missing or cannot be read (authorization, metadata errors)."""
+
+
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
     conf = {
         **settings.kafka_client_config(),
@@ -99,14 +103,19 @@ _TRANSIENT = {
 }
 
 
-def end_offsets(consumer: Consumer, topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """High watermark per partition ({} if the topic does not exist). A topic created a
-    moment ago may not have a leader yet, so transient errors are retried until `timeout`."""
+def end_offsets(consumer: Consumer, topic: str, timeout: float = 10.0,
+                *, strict: bool = False) -> dict[int, int]:
+    """High watermark per partition ({} if the topic does not exist; with `strict`, a
+    missing or unreadable topic raises `EventLogUnreadable`). A topic created a moment ago
+    may not have a leader yet, so transient errors are retried until `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
             if meta is None or meta.error is not None:
+                if strict:
+                    why = meta.error.str() if meta is not None else "no such topic"
+                    raise EventLogUnreadable(f"cannot read topic {topic!r}: {why}")
                 return {}
             return {
                 p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
@@ -126,13 +135,17 @@ def read_events(
     should_stop: Callable[[], bool] = lambda: False,
     on_bad_record: Callable[[bytes | None, ContractError], None] | None = None,
     start_offsets: dict[int, int] | None = None,
+    strict: bool = False,
 ) -> Iterator[Event]:
     """Events of the event topic in order: from the start (or the current end, or given
-    offsets) up to the end offsets seen at call time, or forever with `follow`."""
+    offsets) up to the end offsets seen at call time, or forever with `follow`.
+
+    Tombstones (null values, which delete a key on the compacted topic) are skipped.
+    With `strict`, an unreadable topic raises instead of reading as empty."""
     consumer = make_consumer(settings)
     try:
         topic = settings.events_topic
-        ends = end_offsets(consumer, topic)
+        ends = end_offsets(consumer, topic, strict=strict)
         if not ends:
             return
         if start_offsets is not None:
@@ -157,6 +170,8 @@ def read_events(
                 raise KafkaException(msg.error())
             if msg.offset() >= ends.get(msg.partition(), 0) - 1:
                 remaining.discard(msg.partition())
+            if msg.value() is None:
+                continue
             try:
                 yield decode_event(msg.value())
             except ContractError as exc:

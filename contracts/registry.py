@@ -1,20 +1,39 @@
 """The registry fold: events in, current state out. One pure function, used by the
-worker at start-up and by the CLI (`pipeline batch list/status`)."""
+worker at start-up and by the CLI (`pipeline batch list/status`).
+
+The fold trusts nothing it reads: an event whose data does not validate, or whose type
+and content disagree (a `batch.completed` without its result pointers), is skipped and
+counted, and an event of a leadership epoch that has passed is ignored, so neither a
+forged message nor a stale worker can mark a batch completed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from contracts.events import BatchRecord, BatchStatus, Event, EventType
+from pydantic import ValidationError
+
+from contracts.events import (
+    BATCH_EVENT_FOR_STATUS,
+    BatchRecord,
+    BatchStatus,
+    Event,
+    EventType,
+    StreamState,
+)
 
 _COMMAND_OUTCOMES = (EventType.COMMAND_ACCEPTED, EventType.COMMAND_REJECTED)
 _STREAM_STATES = {
-    EventType.STREAM_STARTED: "running",
-    EventType.STREAM_STOPPED: "stopped",
-    EventType.STREAM_FAILED: "failed",
+    EventType.STREAM_STARTED: StreamState.RUNNING,
+    EventType.STREAM_STOPPED: StreamState.STOPPED,
+    EventType.STREAM_FAILED: StreamState.FAILED,
 }
+_STATUS_FOR_EVENT = {event: status for status, event in BATCH_EVENT_FOR_STATUS.items()}
+# Events that change what the worker does; only the current epoch's count.
+_FENCED_PREFIXES = ("batch.", "stream.", "command.")
 
 
 @dataclass(frozen=True)
@@ -24,6 +43,7 @@ class CommandOutcome:
     command_id: str
     event_type: EventType
     data: dict[str, Any]
+    answered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,9 @@ class Registry:
     last_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
     workers: dict[str, tuple[EventType, dict[str, Any]]] = field(default_factory=dict)
     events_seen: int = 0
+    skipped_events: int = 0
+    stale_events: int = 0
+    epoch: int = 0  # the highest leadership epoch seen
 
     def batches_with(self, *statuses: BatchStatus) -> list[BatchRecord]:
         return [b for b in self.batches.values() if b.status in statuses]
@@ -53,18 +76,56 @@ class Registry:
         return out
 
 
+class InconsistentEvent(ValueError):
+    """An event that decodes but cannot be true (its type and its data disagree)."""
+
+
+def batch_record_of(event: Event) -> BatchRecord:
+    """The batch record a `batch.*` event carries, checked against the event's type."""
+    record = BatchRecord.model_validate(event.data)
+    if _STATUS_FOR_EVENT.get(event.type) is not record.status:
+        raise InconsistentEvent(f"{event.type} carries a {record.status} record")
+    if event.subject != f"batch/{record.batch_id}":
+        raise InconsistentEvent(f"{event.type} for {record.batch_id} keyed {event.subject}")
+    if record.status is BatchStatus.COMPLETED:
+        missing = [a for a in record.analyses if a not in record.aggregated]
+        if record.raw is None or record.finished_at is None or not record.analyses or missing:
+            raise InconsistentEvent(f"batch.completed of {record.batch_id} lacks its results")
+    return record
+
+
 def apply_event(registry: Registry, event: Event) -> Registry:
-    """Fold one event into `registry` (in place, for speed over 10^4+ events) and return it."""
+    """Fold one event into `registry` (in place, for speed over 10^4+ events) and return it.
+
+    Never raises on content: what cannot be applied is counted in `skipped_events`."""
     registry.events_seen += 1
+    if event.epoch is not None:
+        # Writers are fenced at the broker (one transactional id per group), so once an
+        # epoch shows up, an older epoch's entity event can only be a forgery or a leak.
+        if event.type.value.startswith(_FENCED_PREFIXES) and event.epoch < registry.epoch:
+            registry.stale_events += 1
+            return registry
+        registry.epoch = max(registry.epoch, event.epoch)
+    try:
+        _apply(registry, event)
+    except (ValidationError, InconsistentEvent, TypeError, ValueError):
+        registry.skipped_events += 1
+    return registry
+
+
+def _apply(registry: Registry, event: Event) -> None:
     if event.type in _COMMAND_OUTCOMES and event.command_id:
+        if event.type is EventType.COMMAND_REJECTED and event.data.get("retryable"):
+            return  # a temporary refusal is not the command's outcome: a retry may succeed
         # The first answer is the outcome. A duplicate's answer repeats it verbatim, so
         # after compaction (same key, latest wins) it still tells the original outcome.
         data = {k: v for k, v in event.data.items() if k != "duplicate"}
         registry.commands.setdefault(
-            event.command_id, CommandOutcome(event.command_id, event.type, data)
+            event.command_id,
+            CommandOutcome(event.command_id, event.type, data, event.occurred_at),
         )
     elif event.type.value.startswith("batch."):
-        record = BatchRecord.model_validate(event.data)
+        record = batch_record_of(event)
         registry.batches[record.batch_id] = record
     elif event.type in _STREAM_STATES:
         registry.streams[event.subject] = StreamDesire(_STREAM_STATES[event.type], dict(event.data))
@@ -72,7 +133,11 @@ def apply_event(registry: Registry, event: Event) -> Registry:
         registry.last_progress[event.subject] = dict(event.data)
     elif event.type.value.startswith("worker."):
         registry.workers[event.worker_id] = (event.type, dict(event.data))
-    return registry
+
+
+def forget_command(registry: Registry, command_id: str) -> None:
+    """Apply a tombstone of `command/<id>`: the answer is gone from the log."""
+    registry.commands.pop(command_id, None)
 
 
 def fold_events(events: Iterable[Event], registry: Registry | None = None) -> Registry:

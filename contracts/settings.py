@@ -1,4 +1,4 @@
-"""Configuration: one frozen object read from `PIPELINE_*` environment variables (DESIGN.md §9).
+"""Configuration: one frozen object read from `PIPELINE_*` environment variables.
 
 Shared by the worker and the client tools, so both agree on topics, paths and Kafka security.
 """
@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     drain_timeout_seconds: float = Field(default=30.0, ge=0)
     # How long a dead active worker goes unnoticed before a standby takes over.
     takeover_seconds: float = Field(default=10.0, ge=6, le=300)
+    # How long a live active worker whose command loop stalls keeps the commands
+    # partition (Kafka's max.poll.interval.ms); at least the takeover time.
+    max_poll_interval_seconds: float = Field(default=30.0, ge=6, le=3600)
+    # A batch that failed or crashed the worker on this many attempts ends failed.
+    batch_max_attempts: int = Field(default=3, ge=1, le=100)
+    # Shutdown waits this long, after the drain, for Kafka to take the last events.
+    shutdown_publish_seconds: float = Field(default=10.0, ge=0, le=600)
 
     # Kafka security, applied to confluent-kafka clients and to Spark's Kafka source alike.
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

@@ -5,8 +5,11 @@ Stop order (written down because it matters, see `Worker.run`):
   2. stop the stream at a micro-batch boundary;
   3. let running batches finish within the drain timeout, cancel the rest (they re-run
      on the next start);
-  4. publish `worker.stopped` and flush the producer;
+  4. publish `worker.stopped` and write every queued event (bounded);
   5. stop Spark.
+A worker that loses leadership (its commands partition, or its event writer fenced by a
+newer active worker) does the same at once, with no drain and without writing events:
+nothing it would still do could count.
 """
 
 from __future__ import annotations
@@ -15,20 +18,29 @@ import logging
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from contracts.commands import decode_command
 from contracts.errors import ContractError, ErrorCode
 from contracts.events import (
     CommandRejectedData,
     EventType,
+    RegistryStats,
     command_subject,
     worker_subject,
 )
-from contracts.kafka_clients import ensure_topics, make_consumer, make_producer, read_events
+from contracts.kafka_clients import (
+    EventLogUnreadable,
+    KafkaUnavailable,
+    ensure_topics,
+    make_consumer,
+    read_events,
+)
 from contracts.registry import Registry, fold_events
 from contracts.settings import Settings
+from contracts.topics import topic_specs
 from worker.batch_runner import BatchRunner
 from worker.errors import CommandRefused
 from worker.handlers import CommandHandlers
@@ -39,6 +51,11 @@ from worker.spark_session import build_session
 from worker.stream_manager import StreamManager
 
 log = logging.getLogger(__name__)
+
+# Exit code of a worker that stood down because another worker became active: a
+# supervisor may start it again, as a standby.
+EXIT_LEADERSHIP_LOST = 75
+PING_ANSWER_TTL = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,13 @@ class Worker:
         self.commands_handled = 0
         self._assigned: list[TopicPartition] = []
         self._held: Message | None = None
+        self._uncommitted: Message | None = None
         self._standby_since = time.monotonic()
+        self._leadership_lost = ""
+        self._stream: StreamManager | None = None
+        self._publisher: EventPublisher | None = None
+        self._batches: BatchRunner | None = None
+        self._next_expiry = 0.0
 
     def run(self, *, handle_signals: bool = True) -> int:
         if handle_signals:
@@ -69,19 +92,21 @@ class Worker:
                 log.info("created topics: %s", ", ".join(created))
             # Filled once this worker is the active one (see _await_leadership).
             registry = Registry()
-            producer = make_producer(settings)
-            publisher = EventPublisher(producer, settings, registry)
+            publisher = self._publisher = EventPublisher(settings, registry,
+                                                         on_fenced=self._stand_down)
             health = HealthReporter(settings, registry)
+            health.problem_sources.append(publisher.problems)
 
             log.info("starting Spark (%s)", settings.spark_master)
             spark = build_session(settings)
             health.spark = spark
             stack.callback(self._stop_spark, spark)                       # 5.
             stack.callback(self._publish_stopped, publisher, health)      # 4.
-            batches = BatchRunner(spark, settings, publisher)
+            batches = self._batches = BatchRunner(spark, settings, publisher)
             stack.callback(self._drain_batches, batches)                  # 3.
-            stream = StreamManager(spark, settings, publisher, health)
-            stack.callback(stream.shutdown)                               # 2.
+            stream = self._stream = StreamManager(spark, settings, publisher, health)
+            health.problem_sources.append(stream.problems)
+            stack.callback(self._stop_stream, stream)                     # 2.
             if self.stop_flag.is_set():
                 return 0
 
@@ -91,46 +116,59 @@ class Worker:
                    # Sticky: a joining standby must not take the partition from a healthy
                    # active worker (an eager rebalance may hand it to the newcomer).
                    "partition.assignment.strategy": "cooperative-sticky",
-                   # A dead active worker is noticed within this, and a standby takes over.
+                   # A dead or frozen active worker is noticed within this, and a standby
+                   # takes over.
                    "session.timeout.ms": int(settings.takeover_seconds * 1000),
-                   "heartbeat.interval.ms": max(500, int(settings.takeover_seconds * 200))},
+                   "heartbeat.interval.ms": max(500, int(settings.takeover_seconds * 200)),
+                   # A live worker whose command loop stalls loses the partition after
+                   # this (librdkafka's default is 5 minutes of double leadership).
+                   "max.poll.interval.ms": int(settings.max_poll_interval_seconds * 1000)},
             )
             stack.callback(consumer.close)                                # 1.
             consumer.subscribe([settings.commands_topic], on_assign=self._on_assign,
-                               on_revoke=self._on_revoke)
+                               on_revoke=self._on_revoke, on_lost=self._on_lost)
             handlers = CommandHandlers(settings, publisher, health, stream, batches,
                                        self.stop_flag)
             if not self._await_leadership(consumer, publisher, health):
-                return 0
-            # Active now: the log is the truth, read to its end before taking commands.
-            self._rebuild_registry(registry)
+                return self._exit_code()
+            # Active now. Fence the previous writer first, then read the log to its end:
+            # nothing a stale worker writes can land after what we read.
+            if not publisher.activate(0, self.stop_flag.is_set):
+                return self._exit_code()
+            if not self._rebuild_registry(registry, publisher, health):
+                return self._exit_code()
+            epoch = registry.epoch + 1
+            publisher.epoch = health.epoch = epoch
             publisher.publish(EventType.WORKER_STARTED, worker_subject(settings.worker_id),
                               health.snapshot("ready"), flush=True)
-            log.info("worker %s ready; commands from %s", settings.worker_id,
-                     settings.commands_topic)
+            log.info("worker %s ready (epoch %d); commands from %s", settings.worker_id,
+                     epoch, settings.commands_topic)
             batches.resume(registry)
             stream.resume(registry)
             self._loop(consumer, publisher, handlers, health)
-            publisher.publish(EventType.WORKER_STOPPING, worker_subject(settings.worker_id),
-                              health.snapshot("stopping"), flush=True)
+            if not self._leadership_lost:
+                publisher.publish(EventType.WORKER_STOPPING, worker_subject(settings.worker_id),
+                                  health.snapshot("stopping"), flush=True)
         log.info("worker stopped")
-        return 0
+        return self._exit_code()
+
+    def _exit_code(self) -> int:
+        return EXIT_LEADERSHIP_LOST if self._leadership_lost else 0
 
     # ---- the command loop: poll, decode, dedupe, dispatch, publish, commit ----------
 
     def _loop(self, consumer: Consumer, publisher: EventPublisher, handlers: CommandHandlers,
               health: HealthReporter) -> None:
-        next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds
+        self._next_heartbeat = time.monotonic() + self.settings.heartbeat_seconds
         last_activity = time.monotonic()
         cond = self.stop_conditions
         while not self.stop_flag.is_set():
             msg, self._held = (self._held, None) if self._held else (consumer.poll(0.25), None)
             now = time.monotonic()
-            if now >= next_heartbeat:
-                publisher.publish(EventType.WORKER_HEARTBEAT,
-                                  worker_subject(self.settings.worker_id), health.snapshot())
-                next_heartbeat = now + self.settings.heartbeat_seconds
+            self._periodic(publisher, health, now)
             if msg is None:
+                if self._uncommitted is not None:
+                    self._commit(consumer, self._uncommitted)
                 if cond.idle_timeout is not None and now - last_activity > cond.idle_timeout:
                     self.stop_flag.set("idle timeout")
                 continue
@@ -138,13 +176,71 @@ class Worker:
                 if msg.error().code() != KafkaError._PARTITION_EOF:
                     log.warning("command consumer: %s", msg.error())
                 continue
+            if self._leadership_lost:
+                break
             last_activity = now
             self._handle(msg, publisher, handlers)
-            publisher.flush()  # the answer is durable before the command is marked done
-            consumer.commit(message=msg, asynchronous=False)
+            # The answer is durable before the command is marked done.
+            self._await_answer(consumer, msg, publisher, health)
+            if self._leadership_lost:
+                break
+            self._commit(consumer, msg)
             self.commands_handled += 1
             if cond.max_commands is not None and self.commands_handled >= cond.max_commands:
                 self.stop_flag.set("max_commands reached")
+
+    def _periodic(self, publisher: EventPublisher, health: HealthReporter, now: float) -> None:
+        if now >= self._next_heartbeat:
+            publisher.publish(EventType.WORKER_HEARTBEAT,
+                              worker_subject(self.settings.worker_id), health.snapshot())
+            self._next_heartbeat = now + self.settings.heartbeat_seconds
+        if now >= self._next_expiry:
+            self._expire_command_answers(publisher)
+            self._next_expiry = now + 600
+
+    def _await_answer(self, consumer: Consumer, msg: Message, publisher: EventPublisher,
+                      health: HealthReporter) -> None:
+        """Wait until Kafka has the command's answer. While the broker is away, the
+        partition is paused (nothing new is taken) and the consumer keeps polling, so the
+        worker keeps its group membership and its heartbeats queue up in order."""
+        if publisher.wait_acked(timeout=2.0):
+            return
+        partition = [TopicPartition(msg.topic(), msg.partition())]
+        log.warning("the answer to command at offset %d is not acknowledged yet: holding "
+                    "further commands until Kafka has it", msg.offset())
+        consumer.pause(partition)
+        try:
+            while not publisher.wait_acked(timeout=0.5):
+                if self.stop_flag.is_set() or publisher.fenced or self._leadership_lost:
+                    return
+                consumer.poll(0)
+                self._periodic(publisher, health, time.monotonic())
+        finally:
+            consumer.resume(partition)
+            # Anything fetched while paused is fetched again from the next offset.
+            if not self._leadership_lost:
+                self._seek(consumer, msg)
+        log.info("Kafka has the answer again; taking commands")
+
+    @staticmethod
+    def _seek(consumer: Consumer, msg: Message) -> None:
+        try:
+            consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1))
+        except KafkaException as exc:
+            log.warning("seek after pause: %s", exc)
+
+    def _commit(self, consumer: Consumer, msg: Message) -> None:
+        """Commit the command's offset; a failure (broker away) is retried later, and a
+        redelivered command is answered from the registry, not executed twice."""
+        try:
+            consumer.commit(offsets=[TopicPartition(msg.topic(), msg.partition(),
+                                                    msg.offset() + 1)], asynchronous=False)
+            self._uncommitted = None
+        except KafkaException as exc:
+            if self._uncommitted is None:
+                log.warning("command offset %d not committed yet (%s); retrying",
+                            msg.offset(), exc.args[0].str())
+            self._uncommitted = msg
 
     def _handle(self, msg: Message, publisher: EventPublisher, handlers: CommandHandlers) -> None:
         registry = publisher.registry
@@ -163,12 +259,14 @@ class Worker:
         try:
             accepted, then = handlers.dispatch(command)
         except CommandRefused as exc:
-            self._reject(publisher, command.command_id, exc.code, exc.message, msg, command.type)
+            self._reject(publisher, command.command_id, exc.code, exc.message, msg, command.type,
+                         retryable=exc.retryable)
             return
         except Exception as exc:
             log.exception("command %s failed", command.command_id)
+            # Not a verdict on the command: the same command_id may be tried again.
             self._reject(publisher, command.command_id, ErrorCode.INTERNAL_ERROR,
-                         f"{type(exc).__name__}: {exc}", msg, command.type)
+                         f"{type(exc).__name__}: {exc}", msg, command.type, retryable=True)
             return
         publisher.publish(EventType.COMMAND_ACCEPTED, command_subject(command.command_id),
                           accepted, command_id=command.command_id)
@@ -176,15 +274,16 @@ class Worker:
             then()  # entity events (batch.pending, ...) follow the command's answer
 
     def _reject(self, publisher: EventPublisher, command_id: str | None, code: ErrorCode,
-                message: str, msg: Message, command_type: str | None) -> None:
+                message: str, msg: Message, command_type: str | None, *,
+                retryable: bool = False) -> None:
         log.info("rejected command %s: %s %s", command_id, code, message)
         # A compacted topic needs a key: unidentifiable commands are keyed by their offset.
         subject = command_subject(
             command_id or f"@{msg.topic()}-{msg.partition()}-{msg.offset()}"
         )
         data = CommandRejectedData(code=code, message=message, command_type=command_type,
-                                   topic=msg.topic(), partition=msg.partition(),
-                                   offset=msg.offset())
+                                   retryable=retryable, topic=msg.topic(),
+                                   partition=msg.partition(), offset=msg.offset())
         publisher.publish(EventType.COMMAND_REJECTED, subject, data, command_id=command_id)
 
     # ---- start-up and stop steps ---------------------------------------------------------
@@ -197,8 +296,28 @@ class Worker:
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._assigned and partitions and not self.stop_flag.is_set():
             # Another worker owns the commands now; acting on would run work twice.
-            log.warning("lost the commands partition to another worker: stopping")
-            self.stop_flag.set("commands partition revoked")
+            self._stand_down("the commands partition was revoked")
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Our membership expired (frozen or cut off past the session timeout): another
+        # worker may already be active.
+        if self._assigned and partitions:
+            self._stand_down("the commands partition was lost (group membership expired)")
+
+    def _stand_down(self, reason: str) -> None:
+        """Leadership is gone: stop every piece of work now, without draining, and write
+        nothing more (the new active worker re-runs what is unfinished)."""
+        if self._leadership_lost:
+            return
+        log.warning("%s: standing down at once", reason)
+        self._leadership_lost = reason
+        if self._publisher is not None:
+            self._publisher.silence(reason)
+        if self._batches is not None:
+            self._batches.abandon()
+        if self._stream is not None:
+            self._stream.abandon()
+        self.stop_flag.set(reason, 0.0)
 
     def _await_leadership(self, consumer: Consumer, publisher: EventPublisher,
                           health: HealthReporter) -> bool:
@@ -222,26 +341,78 @@ class Worker:
                     log.info("no commands partition yet (another worker is probably "
                              "active): waiting as a hot standby")
                     announced = True
-                publisher.publish(EventType.WORKER_HEARTBEAT,
-                                  worker_subject(self.settings.worker_id),
-                                  health.snapshot("standby"))
+                publisher.publish_standby(EventType.WORKER_HEARTBEAT,
+                                          worker_subject(self.settings.worker_id),
+                                          health.snapshot("standby"))
                 next_beat = now + self.settings.heartbeat_seconds
         return False
 
-    def _rebuild_registry(self, registry: Registry) -> Registry:
-        started = time.monotonic()
-        fold_events(read_events(self.settings, from_beginning=True), registry)
-        log.info("registry rebuilt from %d events in %.2fs: %d batches", registry.events_seen,
-                 time.monotonic() - started, len(registry.batches))
-        return registry
+    def _rebuild_registry(self, registry: Registry, publisher: EventPublisher,
+                          health: HealthReporter) -> bool:
+        """Fold the whole event log into `registry`. An unreadable log (authorization,
+        metadata) is retried, never taken for an empty one. False if told to stop."""
+        pause = 1.0
+        while not self.stop_flag.is_set():
+            started = time.monotonic()
+            fresh = Registry()
+            try:
+                events = read_events(self.settings, from_beginning=True, strict=True,
+                                     on_bad_record=lambda _raw, _exc, r=fresh: _count_skip(r))
+                fold_events(events, fresh)
+            except (KafkaException, KafkaUnavailable, EventLogUnreadable) as exc:
+                reason = f"cannot read the event log {self.settings.events_topic!r}: {exc}"
+                log.error("%s; retrying in %.0fs", reason, pause)
+                publisher.publish_standby(EventType.WORKER_HEARTBEAT,
+                                          worker_subject(self.settings.worker_id),
+                                          health.snapshot("starting").model_copy(
+                                              update={"degraded_reasons": [reason]}))
+                self.stop_flag.wait(pause)
+                pause = min(pause * 2, 30.0)
+                continue
+            registry.__dict__.update(fresh.__dict__)
+            seconds = time.monotonic() - started
+            health.registry_stats = RegistryStats(
+                events=registry.events_seen, skipped_events=registry.skipped_events,
+                stale_events=registry.stale_events, batches=len(registry.batches),
+                seconds=round(seconds, 3))
+            log.info("registry rebuilt from %d events in %.2fs: %d batches, %d skipped, "
+                     "%d stale", registry.events_seen, seconds, len(registry.batches),
+                     registry.skipped_events, registry.stale_events)
+            return True
+        return False
+
+    def _expire_command_answers(self, publisher: EventPublisher) -> None:
+        """Tombstone `command/<id>` answers older than the commands topic's retention:
+        such a command can no longer be redelivered, so its answer is dead weight on the
+        compacted log (and in every rebuild). Pings (health checks, harmless to answer
+        again) go after an hour, so they never pile up keys."""
+        spec = next(s for s in topic_specs(self.settings)
+                    if s.name == self.settings.commands_topic)
+        retention = timedelta(milliseconds=int(spec.config.get("retention.ms", 7 * 86_400_000)))
+        now = datetime.now(UTC)
+        expired = [c.command_id for c in list(publisher.registry.commands.values())
+                   if c.answered_at is not None and c.answered_at < now - (
+                       PING_ANSWER_TTL if c.data.get("command_type") == "ping" else retention)]
+        for command_id in expired:
+            publisher.publish_tombstone(command_subject(command_id))
+        if expired:
+            log.info("tombstoned %d command answers older than %s", len(expired), retention)
+
+    def _stop_stream(self, stream: StreamManager) -> None:
+        stream.shutdown(timeout=0.0 if self._leadership_lost else 60.0)
 
     def _drain_batches(self, batches: BatchRunner) -> None:
         timeout = self.stop_flag.drain_timeout
         batches.shutdown(self.settings.drain_timeout_seconds if timeout is None else timeout)
 
     def _publish_stopped(self, publisher: EventPublisher, health: HealthReporter) -> None:
+        if self._leadership_lost or publisher.epoch is None:
+            publisher.close(timeout=0.0)
+            return
         publisher.publish(EventType.WORKER_STOPPED, worker_subject(self.settings.worker_id),
-                          health.snapshot("stopped"), flush=True)
+                          health.snapshot("stopped"))
+        # Bounded: with the broker gone for good, the worker still exits.
+        publisher.close(timeout=self.settings.shutdown_publish_seconds)
 
     @staticmethod
     def _stop_spark(spark: object) -> None:
@@ -250,3 +421,7 @@ class Worker:
         except Exception:  # Spark may already be gone; stopping is best effort.
             log.warning("Spark did not stop cleanly", exc_info=True)
 
+
+def _count_skip(registry: Registry) -> None:
+    registry.events_seen += 1
+    registry.skipped_events += 1

@@ -12,15 +12,12 @@ from confluent_kafka import TopicPartition
 from contracts.commands import DeltaSource, KafkaSource
 from contracts.kafka_clients import make_consumer
 from contracts.settings import Settings
+from worker.errors import SourceError
 from worker.storage import StoragePaths
 from worker.transaction_parser import REASON, contract_columns, parse_transactions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-
-class SourceError(Exception):
-    """The batch's source cannot be read as asked (missing topic, offsets out of range...)."""
 
 
 @dataclass

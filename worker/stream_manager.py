@@ -27,15 +27,18 @@ from contracts.events import (
     StreamHealth,
     StreamLifecycle,
     StreamProgress,
+    StreamState,
     stream_progress_subject,
     stream_subject,
 )
 from contracts.registry import Registry
 from contracts.settings import Settings
+from contracts.timeutil import as_utc
 from worker.analytics import AffectedWindows, affected_windows
 from worker.dashboard import DashboardUpdater
 from worker.dashboard_refresher import DashboardRefresher
-from worker.errors import CommandRefused
+from worker.dlq import DlqForwarder
+from worker.errors import CommandRefused, short_message
 from worker.health import HealthReporter
 from worker.input_guard import check_source_topic
 from worker.publisher import EventPublisher
@@ -51,6 +54,11 @@ log = logging.getLogger(__name__)
 
 STREAM_NAME = "transactions"
 WATERMARK = timedelta(minutes=10)
+# A query that dies (the broker went away, a transient I/O error) is restarted from its
+# checkpoint with growing pauses; only failing for this long without one good
+# micro-batch in between makes it `stream.failed`.
+RESTART_WINDOW_SECONDS = 600.0
+_RESTART_PAUSE_MAX = 30.0
 
 
 class StreamManager:
@@ -66,7 +74,11 @@ class StreamManager:
         self._lock = threading.Lock()         # guards state changes
         self._batch_lock = threading.Lock()   # held while a micro-batch writes
         self._stop_requested = threading.Event()
-        self._state = "stopped"
+        self._state = StreamState.STOPPED
+        self._abandoned = threading.Event()
+        self._starting = threading.Event()
+        self._failing_since: float | None = None
+        self._dlq: DlqForwarder | None = None
         self._query: StreamingQuery | None = None
         self._options: dict[str, Any] = {}
         self._stop_reason = ""
@@ -81,14 +93,16 @@ class StreamManager:
     def prepare_start(self, payload: StartStreamPayload,
                       command_id: str | None) -> Callable[[], None]:
         with self._lock:
-            if self._state in ("running", "starting"):
+            if self._state in (StreamState.RUNNING, StreamState.STARTING,
+                               StreamState.RESTARTING):
                 raise CommandRefused(ErrorCode.STREAM_ALREADY_RUNNING,
                                      f"the stream is already {self._state} "
                                      f"(topic {self._options.get('topic')})")
-            if self._state == "stopping":
+            if self._state is StreamState.STOPPING:
                 raise CommandRefused(ErrorCode.STREAM_ALREADY_RUNNING,
-                                     "the stream is still stopping; try again shortly")
-            self._set_state("starting")
+                                     "the stream is still stopping; try again shortly",
+                                     retryable=True)
+            self._set_state(StreamState.STARTING)
         options = {
             "topic": payload.topic or self.settings.stream_topic,
             "starting_offsets": payload.starting_offsets,
@@ -98,20 +112,21 @@ class StreamManager:
 
     def prepare_stop(self, command_id: str | None) -> Callable[[], None]:
         with self._lock:
-            if self._state not in ("running", "starting"):
+            if self._state not in (StreamState.RUNNING, StreamState.STARTING,
+                                   StreamState.RESTARTING):
                 raise CommandRefused(ErrorCode.STREAM_NOT_RUNNING,
                                      f"the stream is not running (state: {self._state})")
-            self._set_state("stopping")
+            self._set_state(StreamState.STOPPING)
         return lambda: self._stop_async(command_id, "stop_stream command")
 
     def resume(self, registry: Registry) -> None:
         """Restart the stream from its checkpoint if its last desired state was running."""
         desire = registry.streams.get(self.subject)
-        if desire is None or desire.state != "running":
+        if desire is None or desire.state != StreamState.RUNNING:
             return
         log.info("resuming the stream (last desired state: running)")
         with self._lock:
-            self._set_state("starting")
+            self._set_state(StreamState.STARTING)
         self._start_async(
             {
                 "topic": desire.data.get("topic") or self.settings.stream_topic,
@@ -124,55 +139,78 @@ class StreamManager:
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop at a micro-batch boundary, keeping the desired state 'running' so that the
-        next worker resumes the stream (a shutdown is not a stop_stream)."""
-        query = self._query
-        if query is None:
-            return
+        next worker resumes the stream (a shutdown is not a stop_stream). With a zero
+        timeout (leadership lost), stop at once: a half-written micro-batch is replayed
+        by the next worker, and the idempotent writes drop what this one did commit."""
         with self._lock:
-            self._set_state("stopping")
-        self._stop_query(query, timeout)
+            query = self._query
+            if query is None and self._state is StreamState.STOPPED:
+                return
+            self._set_state(StreamState.STOPPING)
+        if query is not None:
+            self._stop_query(query, timeout)
+        if self._dlq is not None:
+            self._dlq.close()
         with self._lock:
-            self._set_state("stopped")
+            self._query = None
+            self._set_state(StreamState.STOPPED)
         log.info("stream stopped for shutdown")
 
-    def state(self) -> str:
+    def abandon(self) -> None:
+        """Leadership is lost: no further micro-batch may start or report."""
+        self._abandoned.set()
+        self._stop_requested.set()
+
+    def state(self) -> StreamState:
         return self._state
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: StreamState) -> None:
         self._state = state
-        self.health.stream_state = StreamHealth(
-            state=state,  # type: ignore[arg-type]
+        self.health.replace_stream(StreamHealth(
+            state=state,
             query_id=str(self._query.id) if self._query is not None else None,
             topic=self._options.get("topic"),
-            started_at=self._started_at if state == "running" else None,
+            started_at=self._started_at if state is StreamState.RUNNING else None,
             last_progress=self.health.stream_state.last_progress,
-        )
+        ))
+
+    def problems(self) -> list[str]:
+        out = self._dlq.problems() if self._dlq is not None else []
+        if self._state is StreamState.RESTARTING:
+            out.append("the stream query failed and is restarting")
+        return out
 
     def _start_async(self, options: dict[str, Any], command_id: str | None) -> None:
         threading.Thread(target=self._start, args=(options, command_id),
                          name="stream-start", daemon=True).start()
 
     def _start(self, options: dict[str, Any], command_id: str | None) -> None:
+        self._starting.set()
         try:
             query = self._start_query(options)
         except Exception as exc:
             log.exception("the stream failed to start")
             with self._lock:
                 self._query = None
-                self._set_state("failed")
-            self._publish_lifecycle(EventType.STREAM_FAILED, "failed", options, command_id,
-                                    error=ErrorInfo(code=ErrorCode.SOURCE_ERROR,
-                                                    message=_short(exc)))
+                self._set_state(StreamState.FAILED)
+            self._publish_lifecycle(EventType.STREAM_FAILED, StreamState.FAILED, options,
+                                    command_id, error=ErrorInfo(code=ErrorCode.SOURCE_ERROR,
+                                                                message=short_message(exc)))
             return
+        finally:
+            self._starting.clear()
         with self._lock:
             self._query = query
             self._options = options
             self._started_at = datetime.now(UTC)
-            self._set_state("running")
-        self._publish_lifecycle(EventType.STREAM_STARTED, "running", options, command_id,
-                                query_id=str(query.id))
+            self._set_state(StreamState.RUNNING)
+        self._publish_lifecycle(EventType.STREAM_STARTED, StreamState.RUNNING, options,
+                                command_id, query_id=str(query.id))
+        self._watch_async(query, options)
+
+    def _watch_async(self, query: StreamingQuery, options: dict[str, Any]) -> None:
         threading.Thread(target=self._watch, args=(query, options), name="stream-watch",
                          daemon=True).start()
 
@@ -188,6 +226,9 @@ class StreamManager:
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", STREAMING_POOL)
         self._refresher = DashboardRefresher(
             self._dashboard, checkpoint / "dashboard-pending.json", STREAMING_POOL)
+        if self._dlq is None:
+            self._dlq = DlqForwarder(spark, self.settings, self.paths.quarantine,
+                                     checkpoint / "dlq-owed.json", STREAMING_POOL)
         try:
             query = self._query_on(topic, name, checkpoint, app_id, options)
         except Exception:
@@ -218,26 +259,73 @@ class StreamManager:
         )
 
     def _watch(self, query: StreamingQuery, options: dict[str, Any]) -> None:
-        """Turn a dying query into `stream.failed`; the worker itself carries on."""
+        """Restart a dying query from its checkpoint (exactly once still holds: replayed
+        micro-batches are idempotent); `stream.failed` only when it keeps dying."""
         try:
             query.awaitTermination()
+            return
         except Exception as exc:
-            if self._query is query and self._state == "running":
-                log.error("stream failed: %s", _short(exc))
-                self._close_refresher(60.0)
-                with self._lock:
-                    self._query = None
-                    self._set_state("failed")
-                self._publish_lifecycle(EventType.STREAM_FAILED, "failed", options, None,
-                                        error=ErrorInfo(code=ErrorCode.INTERNAL_ERROR,
-                                                        message=_short(exc)))
+            error = exc
+        if self._query is not query or self._state is not StreamState.RUNNING \
+                or self._abandoned.is_set():
+            return
+        now = time.monotonic()
+        self._failing_since = self._failing_since or now
+        self._close_refresher(60.0)
+        if now - self._failing_since > RESTART_WINDOW_SECONDS:
+            log.error("stream failed for good: %s", short_message(error))
+            with self._lock:
+                self._query = None
+                self._set_state(StreamState.FAILED)
+            self._publish_lifecycle(EventType.STREAM_FAILED, StreamState.FAILED, options, None,
+                                    error=ErrorInfo(code=ErrorCode.INTERNAL_ERROR,
+                                                    message=short_message(error)))
+            return
+        log.warning("stream query died (%s); restarting it from its checkpoint",
+                    short_message(error))
+        with self._lock:
+            self._query = None
+            self._set_state(StreamState.RESTARTING)
+        self._restart(options)
+
+    def _restart(self, options: dict[str, Any]) -> None:
+        pause = 1.0
+        while True:
+            deadline = time.monotonic() + pause
+            while time.monotonic() < deadline:
+                if self._state is not StreamState.RESTARTING or self._abandoned.is_set():
+                    return  # stopped meanwhile
+                time.sleep(0.2)
+            self._starting.set()
+            try:
+                query = self._start_query(options)
+            except Exception as exc:
+                log.warning("stream restart failed (%s); next try in %.0fs",
+                            short_message(exc), min(pause * 2, _RESTART_PAUSE_MAX))
+                pause = min(pause * 2, _RESTART_PAUSE_MAX)
+                continue
+            finally:
+                self._starting.clear()
+            with self._lock:
+                if self._state is not StreamState.RESTARTING:
+                    stopping = True
+                else:
+                    stopping = False
+                    self._query = query
+                    self._set_state(StreamState.RUNNING)
+            if stopping:
+                query.stop()
+                return
+            log.info("stream query restarted")
+            self._watch_async(query, options)
+            return
 
     def _stop_async(self, command_id: str | None, reason: str) -> None:
         def stop() -> None:
             query, options = self._query, dict(self._options)
             if query is None:  # still starting: wait for it, then stop it
                 deadline = time.monotonic() + 120
-                while self._query is None and self._state == "stopping" and \
+                while self._query is None and self._starting.is_set() and \
                         time.monotonic() < deadline:
                     time.sleep(0.2)
                 query, options = self._query, dict(self._options)
@@ -245,21 +333,22 @@ class StreamManager:
                 self._stop_query(query, 120.0)
             with self._lock:
                 self._query = None
-                self._set_state("stopped")
-            self._publish_lifecycle(EventType.STREAM_STOPPED, "stopped", options, command_id,
-                                    reason=reason)
+                self._set_state(StreamState.STOPPED)
+            self._publish_lifecycle(EventType.STREAM_STOPPED, StreamState.STOPPED, options,
+                                    command_id, reason=reason)
 
         threading.Thread(target=stop, name="stream-stop", daemon=True).start()
 
     def _stop_query(self, query: StreamingQuery, timeout: float) -> None:
         """Stop at a micro-batch boundary: no new batch starts writing once a stop is asked,
-        the running one finishes, then the query stops. (Holding the lock across
-        `query.stop()` would deadlock with a batch callback waiting for it.)"""
+        the running one finishes (within `timeout`), then the query stops. (Holding the
+        lock across `query.stop()` would deadlock with a batch callback waiting for it.)"""
         self._stop_requested.set()
-        if self._batch_lock.acquire(timeout=timeout):
+        if timeout > 0 and self._batch_lock.acquire(timeout=timeout):
             self._batch_lock.release()
         query.stop()
-        self._stop_requested.clear()
+        if not self._abandoned.is_set():
+            self._stop_requested.clear()
         # The dashboard catches up with the last micro-batches before the caller announces
         # the stop.
         self._close_refresher(timeout)
@@ -269,7 +358,8 @@ class StreamManager:
         if refresher is not None:
             refresher.close(timeout)
 
-    def _publish_lifecycle(self, event_type: EventType, state: str, options: dict[str, Any],
+    def _publish_lifecycle(self, event_type: EventType, state: StreamState,
+                           options: dict[str, Any],
                            command_id: str | None, **extra: Any) -> None:
         data = StreamLifecycle(
             state=state,  # type: ignore[arg-type]
@@ -309,9 +399,12 @@ class StreamManager:
             offsets={topic: stats["offsets"]},
             total_rows_written=self._totals["written"],
             total_rows_quarantined=self._totals["quarantined"],
+            dlq_owed_batches=self._dlq.owed() if self._dlq is not None else 0,
         )
-        self.health.stream_state = self.health.stream_state.model_copy(
-            update={"last_progress": progress.model_dump(mode="json")})
+        self._failing_since = None  # a good micro-batch: restarts start counting afresh
+        if self._abandoned.is_set():
+            return
+        self.health.update_stream(last_progress=progress.model_dump(mode="json"))
         self.publisher.publish(EventType.STREAM_PROGRESS, self.progress_subject, progress)
 
     def _write_batch(self, df: DataFrame, batch_id: int, app_id: str) -> dict[str, Any] | None:
@@ -387,36 +480,22 @@ class StreamManager:
         )
         rows.write.format("delta").mode("append").options(**txn).save(str(self.paths.quarantine))
         steps.mark("quarantine")
-        # The DLQ carries the original bytes, with headers naming the error and the origin.
-        header = F.struct
-        dlq = rows.select(
-            F.col("raw_key").alias("key"),
-            F.col("raw_value").alias("value"),
-            F.array(
-                header(F.lit("error.reason").alias("key"), F.col("reason").cast("binary")
-                       .alias("value")),
-                header(F.lit("source.topic").alias("key"), F.col("topic").cast("binary")
-                       .alias("value")),
-                header(F.lit("source.partition").alias("key"),
-                       F.col("partition").cast("string").cast("binary").alias("value")),
-                header(F.lit("source.offset").alias("key"),
-                       F.col("offset").cast("string").cast("binary").alias("value")),
-            ).alias("headers"),
-        )
-        (dlq.write.format("kafka").options(**self.settings.spark_kafka_options())
-         .option("topic", self.settings.dlq_topic).save())
+        # The DLQ carries the original bytes, with headers naming the error and the origin;
+        # a DLQ that cannot take them is owed the copies, never a reason to stop.
+        if self._dlq is not None:
+            self._dlq.forward(rows, int(txn["txnVersion"]))
         steps.mark("dlq")
 
     def _dashboard_span(self, counts: list[Any]) -> AffectedWindows | None:
         """The dashboard windows this batch's on-time rows fall into; moves the watermark."""
         lows = [r["min_on_time"] for r in counts if r["min_on_time"] is not None]
         highs = [r["max_on_time"] for r in counts if r["max_on_time"] is not None]
-        span = affected_windows(_utc(min(lows)), _utc(max(highs))) if lows else None
+        span = affected_windows(as_utc(min(lows)), as_utc(max(highs))) if lows else None
         newest = max((r["max_event"] for r in counts if r["max_event"] is not None),
                      default=None)
         if newest is not None and (self._max_event_time is None
-                                   or _utc(newest) > self._max_event_time):
-            self._max_event_time = _utc(newest)
+                                   or as_utc(newest) > self._max_event_time):
+            self._max_event_time = as_utc(newest)
         return span
 
 
@@ -459,13 +538,3 @@ def _checkpoint_app_id(checkpoint: Any) -> str:
     if not marker.exists():
         marker.write_text(f"pipeline-{checkpoint.name}-{uuid.uuid4()}")
     return marker.read_text().strip()
-
-
-def _utc(ts: datetime) -> datetime:
-    # Spark returns naive datetimes in the process time zone, which the worker pins to UTC.
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:500]

@@ -12,20 +12,28 @@ from contracts.events import (
     EventType,
     batch_subject,
     command_subject,
+    TablePointer,
     make_event,
 )
 from contracts.registry import fold_events
 
 
 def record(batch_id: str, status: BatchStatus, attempts: int = 0) -> BatchRecord:
+    done = status is BatchStatus.COMPLETED
+    pointer = TablePointer(path=f"/d/{batch_id}", version=0, row_count=1)
     return BatchRecord(batch_id=batch_id, status=status, analysis_type="revenue_by_category",
+                       analyses=["revenue_by_category"],
                        source={"kind": "delta", "start_date": "2025-01-01",
                                "end_date": "2025-01-02"},
-                       submitted_at=datetime(2025, 1, 1, tzinfo=UTC), attempts=attempts)
+                       submitted_at=datetime(2025, 1, 1, tzinfo=UTC), attempts=attempts,
+                       finished_at=datetime(2025, 1, 1, 1, tzinfo=UTC) if done else None,
+                       raw=pointer if done else None,
+                       aggregated={"revenue_by_category": pointer} if done else {})
 
 
-def batch_event(rec: BatchRecord) -> Event:
-    return make_event(BATCH_EVENT_FOR_STATUS[rec.status], batch_subject(rec.batch_id), "w1", rec)
+def batch_event(rec: BatchRecord, epoch: int | None = None) -> Event:
+    return make_event(BATCH_EVENT_FOR_STATUS[rec.status], batch_subject(rec.batch_id), "w1", rec,
+                      epoch=epoch)
 
 
 def test_latest_batch_event_wins() -> None:
@@ -86,3 +94,54 @@ def test_a_compacted_duplicate_still_carries_the_original_outcome() -> None:
     outcome = fold_events([replay]).commands["c1"]
     assert outcome.event_type is EventType.COMMAND_ACCEPTED
     assert outcome.data == {"command_type": "run_batch", "batch_id": "b"}
+
+
+def test_forged_or_malformed_batch_events_never_complete_a_batch() -> None:
+    pending = record("a", BatchStatus.PENDING)
+    no_pointers = pending.model_copy(update={"status": BatchStatus.COMPLETED})
+    events = [
+        batch_event(pending),
+        # completed without any result pointer
+        batch_event(no_pointers),
+        # the type says completed, the record says running
+        make_event(EventType.BATCH_COMPLETED, batch_subject("a"), "w1",
+                   record("a", BatchStatus.RUNNING, 1)),
+        # keyed for another batch
+        make_event(EventType.BATCH_COMPLETED, batch_subject("zzz"), "w1",
+                   record("a", BatchStatus.COMPLETED, 1)),
+        # data that is not a batch record at all
+        make_event(EventType.BATCH_COMPLETED, batch_subject("a"), "w1", {"batch_id": "a"}),
+    ]
+    registry = fold_events(events)
+    assert registry.batches["a"].status is BatchStatus.PENDING
+    assert registry.skipped_events == 4
+    assert registry.events_seen == 5
+
+
+def test_events_of_a_passed_epoch_are_ignored() -> None:
+    started = make_event(EventType.WORKER_STARTED, "worker/new", "new", {"x": 1}, epoch=2)
+    events = [
+        batch_event(record("a", BatchStatus.RUNNING, 1), epoch=1),
+        started,
+        batch_event(record("a", BatchStatus.PENDING, 1), epoch=2),
+        # the old worker wakes up and claims the batch is done: ignored
+        batch_event(record("a", BatchStatus.COMPLETED, 1), epoch=1),
+    ]
+    registry = fold_events(events)
+    assert registry.batches["a"].status is BatchStatus.PENDING
+    assert registry.stale_events == 1
+    assert registry.epoch == 2
+
+
+def test_a_retryable_rejection_is_not_the_outcome() -> None:
+    events = [
+        make_event(EventType.COMMAND_REJECTED, command_subject("c1"), "w1",
+                   {"code": "CAPACITY_EXCEEDED", "message": "full", "retryable": True},
+                   command_id="c1"),
+    ]
+    registry = fold_events(events)
+    assert "c1" not in registry.commands
+    events.append(make_event(EventType.COMMAND_ACCEPTED, command_subject("c1"), "w1",
+                             {"command_type": "run_batch"}, command_id="c1"))
+    registry = fold_events(events)
+    assert registry.commands["c1"].event_type is EventType.COMMAND_ACCEPTED
