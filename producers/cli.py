@@ -1,7 +1,10 @@
-"""`pipeline`: the command-line client of the worker (DESIGN.md §8).
+"""`pipeline`: the command-line client of the worker (README.md#the-pipeline-cli).
 
 Exit codes: 0 ok, 1 rejected/failed, 2 usage, 3 timed out. `--json` prints one JSON object
 on stdout and nothing else; progress goes to stderr. Only `pipeline worker` loads Spark.
+
+Commands are sent at least once and executed at most once: the CLI picks the command_id
+(and a batch id) before sending, and re-sends the same command when no answer comes.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import typer
+from confluent_kafka import KafkaException
 
 from contracts.commands import AnalysisType
 from contracts.errors import ContractError
@@ -50,6 +56,15 @@ app.add_typer(batch_app, name="batch")
 app.add_typer(schema_app, name="schema")
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+RetriesOpt = typer.Option(
+    2, "--retries", min=0, max=20,
+    help="Re-send the same command (same command_id) up to N times while no answer comes; "
+         "the answer wait is split evenly between the attempts.")
+CommandIdOpt = typer.Option(
+    None, "--command-id",
+    help="Send with this command_id (1-128 chars) instead of a new UUID, e.g. the one a "
+         "timed-out run printed: a worker that already has it answers with the original "
+         "outcome and runs nothing again.")
 
 
 def _settings() -> Settings:
@@ -69,11 +84,28 @@ def _fail(message: str, as_json: bool, exit_code: int = EXIT_FAILED, **extra: An
     return typer.Exit(exit_code)
 
 
+def _delivery(sent: Sent, answer: Event | None) -> dict[str, Any]:
+    """How the command went out: its id, how many times it was sent, and whether the
+    answer replays an earlier one (the worker had seen the id before)."""
+    return {"command_id": sent.command_id, "attempts": sent.attempts,
+            "duplicate": None if answer is None else bool(answer.data.get("duplicate"))}
+
+
 def _send_and_answer(client: WorkerClient, command_type: str, payload: dict[str, Any],
-                     as_json: bool, timeout: float) -> tuple[Sent, Event]:
-    """Publish a command and wait for its accepted/rejected answer (exit 1 / 3 otherwise)."""
+                     as_json: bool, timeout: float, *, retries: int = 2,
+                     command_id: str | None = None, reuse: str = "") -> tuple[Sent, Event]:
+    """Publish a command and wait for its accepted/rejected answer (exit 1 / 3 otherwise).
+
+    With no answer after `timeout / (retries + 1)` seconds, the same command (same bytes,
+    same command_id) is sent again, at most `retries` times. Every attempt reads answers
+    from where the first one started, so the answer to any copy counts. `reuse` names
+    extra flags for the re-run that a timeout suggests (e.g. the batch id).
+    """
+    if command_id is not None:
+        stderr.print(f"reusing command id {command_id}: a worker that already has it answers "
+                     "with the original outcome and runs nothing again", soft_wrap=True)
     try:
-        sent = client.send(command_type, payload)
+        sent = client.send(command_type, payload, command_id=command_id)
     except ContractError as exc:
         # The same answer the worker would give, without the round trip.
         if as_json:
@@ -82,19 +114,49 @@ def _send_and_answer(client: WorkerClient, command_type: str, payload: dict[str,
         else:
             stderr.print(f"[red]rejected[/red] {exc.code.value}: {exc.message}")
         raise typer.Exit(EXIT_FAILED) from None
-    except KafkaUnavailable as exc:
+    except (KafkaUnavailable, KafkaException) as exc:
         raise _fail(str(exc), as_json) from None
-    with stderr.status(f"waiting for the worker to answer {command_type} "
-                       f"({sent.command_id[:8]})..."):
-        answer = client.wait_answer(sent, timeout)
+    attempts = retries + 1
+    while True:
+        with stderr.status(f"waiting for the worker to answer {command_type} "
+                           f"({sent.command_id[:8]})..."):
+            answer = client.wait_answer(sent, timeout / attempts)
+        if answer is not None or sent.attempts >= attempts:
+            break
+        # One line per message (soft wrap), so that logs and scripts can grep it.
+        stderr.print(f"no answer yet, re-sending command {sent.command_id} "
+                     f"(attempt {sent.attempts + 1}/{attempts})", soft_wrap=True)
+        try:
+            client.resend(sent)
+        except KafkaException as exc:
+            raise _fail(str(exc), as_json, command_id=sent.command_id) from None
     if answer is None:
-        raise _fail(f"no answer to {command_type} within {timeout:g}s (is `pipeline worker` "
-                    "running?)", as_json, EXIT_TIMEOUT, command_id=sent.command_id)
+        message = (f"no answer to {command_type} {sent.command_id} after {sent.attempts} "
+                   f"attempt(s) in {timeout:g}s (is `pipeline worker` running?)")
+        if command_type != "ping":
+            message += (". The command stays queued for the worker; to follow it without "
+                        f"running it twice, re-run with --command-id {sent.command_id}{reuse}")
+        if as_json:
+            print_json({"ok": False, "error": {"message": message,
+                                               "command_id": sent.command_id},
+                        "delivery": _delivery(sent, None)})
+        else:
+            stderr.print(f"[red]error:[/red] {message}", soft_wrap=True)
+        raise typer.Exit(EXIT_TIMEOUT)
+    if answer.data.get("duplicate"):
+        original = answer.data.get("command_type")
+        if original not in (None, command_type):
+            raise _fail(f"command id {sent.command_id} belongs to an earlier {original} "
+                        f"command, not {command_type}; nothing was run", as_json,
+                        command_id=sent.command_id, delivery=_delivery(sent, answer))
+        stderr.print(f"command {sent.command_id} had been answered before: this is its "
+                     "original outcome, and nothing ran twice", soft_wrap=True)
     if answer.type is EventType.COMMAND_REJECTED:
         data = answer.data
         if as_json:
             print_json({"ok": False, "command_id": sent.command_id, "status": "rejected",
-                        "error": {"code": data.get("code"), "message": data.get("message")}})
+                        "error": {"code": data.get("code"), "message": data.get("message")},
+                        "delivery": _delivery(sent, answer)})
         else:
             stderr.print(f"[red]rejected[/red] {data.get('code')}: {data.get('message')}")
         raise typer.Exit(EXIT_FAILED)
@@ -180,20 +242,22 @@ def worker(max_commands: int | None = typer.Option(None, help="Stop after N comm
 
 @app.command("ping")
 def ping(timeout: float = typer.Option(10.0, help="Seconds to wait for worker.pong."),
-         as_json: bool = JsonOpt) -> None:
+         retries: int = RetriesOpt, as_json: bool = JsonOpt) -> None:
     """Ask the worker for its health."""
     client = WorkerClient(_settings())
     started = time.monotonic()
-    sent, _ = _send_and_answer(client, "ping", {}, as_json, timeout)
+    sent, answer = _send_and_answer(client, "ping", {}, as_json, timeout, retries=retries)
     pong = client.wait(sent, lambda e: e.type is EventType.WORKER_PONG
                        and e.command_id == sent.command_id,
                        max(0.5, timeout - (time.monotonic() - started)))
     if pong is None:
-        raise _fail(f"no worker.pong within {timeout:g}s", as_json, EXIT_TIMEOUT)
+        raise _fail(f"no worker.pong within {timeout:g}s", as_json, EXIT_TIMEOUT,
+                    command_id=sent.command_id)
     latency = round((time.monotonic() - started) * 1000, 1)
     if as_json:
         print_json({"ok": True, "command_id": sent.command_id, "latency_ms": latency,
-                    "worker_id": pong.worker_id, "health": pong.data})
+                    "worker_id": pong.worker_id, "health": pong.data,
+                    "delivery": _delivery(sent, answer)})
     else:
         health = pong.data
         stream = health.get("stream", {})
@@ -207,13 +271,17 @@ def ping(timeout: float = typer.Option(10.0, help="Seconds to wait for worker.po
 def stop(wait: bool = typer.Option(False, "--wait", help="Wait for worker.stopped."),
          drain_timeout: float | None = typer.Option(None, help="Seconds to let batches finish."),
          timeout: float = typer.Option(180.0, help="Seconds to wait."),
+         retries: int = RetriesOpt, command_id: str | None = CommandIdOpt,
          as_json: bool = JsonOpt) -> None:
     """Ask the worker to shut down gracefully."""
     client = WorkerClient(_settings())
     payload = {} if drain_timeout is None else {"drain_timeout_seconds": drain_timeout}
-    sent, answer = _send_and_answer(client, "shutdown", payload, as_json, min(timeout, 30))
+    sent, answer = _send_and_answer(client, "shutdown", payload, as_json, min(timeout, 30),
+                                    retries=retries, command_id=command_id)
     stopped = None
-    if wait:
+    # A replayed answer means an earlier shutdown was accepted, by a worker that may be
+    # long gone: there is nothing left to wait for.
+    if wait and not answer.data.get("duplicate"):
         with stderr.status("waiting for the worker to stop..."):
             stopped = client.wait(sent, lambda e: e.type is EventType.WORKER_STOPPED
                                   and e.worker_id == answer.worker_id, timeout)
@@ -221,7 +289,7 @@ def stop(wait: bool = typer.Option(False, "--wait", help="Wait for worker.stoppe
             raise _fail(f"worker did not stop within {timeout:g}s", as_json, EXIT_TIMEOUT)
     if as_json:
         print_json({"ok": True, "command_id": sent.command_id, "worker_id": answer.worker_id,
-                    "stopped": stopped is not None})
+                    "stopped": stopped is not None, "delivery": _delivery(sent, answer)})
     else:
         stderr.print("worker stopped" if stopped else "shutdown accepted")
 
@@ -236,6 +304,7 @@ def stream_start(topic: str | None = typer.Option(None, help="Topic to ingest.")
                  trigger: float | None = typer.Option(None, help="Trigger interval (s)."),
                  wait: bool = typer.Option(True, help="Wait for stream.started."),
                  timeout: float = typer.Option(120.0, help="Seconds to wait."),
+                 retries: int = RetriesOpt, command_id: str | None = CommandIdOpt,
                  as_json: bool = JsonOpt) -> None:
     """Start the streaming ingest (Kafka -> Delta stream/transactions)."""
     if from_ not in ("earliest", "latest"):
@@ -246,8 +315,11 @@ def stream_start(topic: str | None = typer.Option(None, help="Topic to ingest.")
         payload["topic"] = topic
     if trigger:
         payload["trigger_seconds"] = trigger
-    sent, _ = _send_and_answer(client, "start_stream", payload, as_json, min(timeout, 30))
+    sent, answer = _send_and_answer(client, "start_stream", payload, as_json, min(timeout, 30),
+                                    retries=retries, command_id=command_id)
     event = None
+    if answer.data.get("duplicate"):
+        wait = False  # its stream.started (or failed) is in the past: report the state now
     if wait:
         with stderr.status("starting the stream..."):
             event = client.wait(sent, lambda e: e.type in (EventType.STREAM_STARTED,
@@ -257,10 +329,10 @@ def stream_start(topic: str | None = typer.Option(None, help="Topic to ingest.")
             raise _fail(f"stream did not start within {timeout:g}s", as_json, EXIT_TIMEOUT)
         if event.type is EventType.STREAM_FAILED:
             raise _fail(f"stream failed to start: {event.data.get('error')}", as_json)
-    state = event.data if event else {"state": "starting"}
+    state = event.data if event else _stream_state(client, answer, "starting")
     if as_json:
         print_json({"ok": True, "command_id": sent.command_id, "status": state.get("state"),
-                    "stream": state})
+                    "stream": state, "delivery": _delivery(sent, answer)})
     else:
         stderr.print(f"stream {state.get('state')} on topic {state.get('topic', topic)}")
 
@@ -268,23 +340,35 @@ def stream_start(topic: str | None = typer.Option(None, help="Topic to ingest.")
 @stream_app.command("stop")
 def stream_stop(wait: bool = typer.Option(True, help="Wait for stream.stopped."),
                 timeout: float = typer.Option(120.0, help="Seconds to wait."),
+                retries: int = RetriesOpt, command_id: str | None = CommandIdOpt,
                 as_json: bool = JsonOpt) -> None:
     """Stop the streaming ingest at a micro-batch boundary."""
     client = WorkerClient(_settings())
-    sent, _ = _send_and_answer(client, "stop_stream", {}, as_json, min(timeout, 30))
+    sent, answer = _send_and_answer(client, "stop_stream", {}, as_json, min(timeout, 30),
+                                    retries=retries, command_id=command_id)
     event = None
-    if wait:
+    if wait and not answer.data.get("duplicate"):
         with stderr.status("stopping the stream..."):
             event = client.wait(sent, lambda e: e.type is EventType.STREAM_STOPPED
                                 and e.command_id == sent.command_id, timeout)
         if event is None:
             raise _fail(f"stream did not stop within {timeout:g}s", as_json, EXIT_TIMEOUT)
-    state = event.data if event else {"state": "stopping"}
+    state = event.data if event else _stream_state(client, answer, "stopping")
     if as_json:
         print_json({"ok": True, "command_id": sent.command_id, "status": state.get("state"),
-                    "stream": state})
+                    "stream": state, "delivery": _delivery(sent, answer)})
     else:
         stderr.print(f"stream {state.get('state')}")
+
+
+def _stream_state(client: WorkerClient, answer: Event, default: str) -> dict[str, Any]:
+    """The stream's state without waiting: the one in the log when the answer replays an
+    earlier one (its lifecycle events are already past), else `default`."""
+    if answer.data.get("duplicate"):
+        desire = client.registry().streams.get(stream_subject())
+        if desire is not None:
+            return {**desire.data, "state": desire.state}
+    return {"state": default}
 
 
 @stream_app.command("status")
@@ -352,10 +436,14 @@ def batch_run(
     from_date: str | None = typer.Option(None, help="Delta history start date (YYYY-MM-DD)."),
     to_date: str | None = typer.Option(None, help="Delta history end date, inclusive."),
     filter_: list[str] = typer.Option([], "--filter", help="key=value (repeat; a,b = IN)."),
-    batch_id: str | None = typer.Option(None, help="Client-chosen batch id."),
+    batch_id: str | None = typer.Option(
+        None, help="Client-chosen batch id (default: one picked here before sending, "
+                   "batch-YYYYmmdd-HHMMSS-xxxxxx, so that a re-send names the same batch)."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the end, print the results."),
     timeout: float = typer.Option(1800.0, help="Seconds to wait with --wait."),
     limit: int = typer.Option(20, help="Rows to print with --wait."),
+    retries: int = RetriesOpt,
+    command_id: str | None = CommandIdOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Submit a batch analysis over a Kafka range or Delta history."""
@@ -371,28 +459,37 @@ def batch_run(
         source = {"kind": "delta", "start_date": from_date, "end_date": to_date}
     else:
         raise _fail("give --kafka-topic T, or --from-date D --to-date D", as_json, EXIT_USAGE)
+    # The batch id is chosen before the first send: every re-send then names the same
+    # batch, and the worker's dedupe by command_id makes the copies no-ops.
+    bid = batch_id or f"batch-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     payload: dict[str, Any] = {"analysis_type": analysis.value, "source": source,
-                               "filters": _parse_filters(filter_, as_json)}
-    if batch_id:
-        payload["batch_id"] = batch_id
+                               "filters": _parse_filters(filter_, as_json), "batch_id": bid}
     client = WorkerClient(_settings())
-    sent, answer = _send_and_answer(client, "run_batch", payload, as_json, min(timeout, 30))
-    bid = answer.data.get("batch_id")
+    sent, answer = _send_and_answer(client, "run_batch", payload, as_json, min(timeout, 30),
+                                    retries=retries, command_id=command_id,
+                                    reuse=f" --batch-id {bid}")
+    # A replayed answer names the batch of the original command, which may differ.
+    bid = answer.data.get("batch_id") or bid
+    delivery = _delivery(sent, answer)
+    record = _known_batch(client, answer, bid)
     if not wait:
-        record = client.wait(sent, lambda e: e.type.value.startswith("batch.")
-                             and e.data.get("batch_id") == bid, 30)
-        _print_record(record.data if record else {"batch_id": bid, "status": "pending"},
-                      as_json)
+        if record is None:
+            first = client.wait(sent, lambda e: e.type.value.startswith("batch.")
+                                and e.data.get("batch_id") == bid, 30)
+            record = first.data if first else {"batch_id": bid, "status": "pending"}
+        _print_record(record, as_json, delivery)
         return
-    final = _follow_batch(client, sent, bid, timeout)
-    if final is None:
-        raise _fail(f"batch {bid} did not finish within {timeout:g}s", as_json, EXIT_TIMEOUT,
-                    batch_id=bid)
-    _print_record(final.data, as_json)
-    if not as_json and final.data.get("status") == BatchStatus.COMPLETED:
-        for name, pointer in (final.data.get("aggregated") or {}).items():
+    if record is None or record.get("status") not in _TERMINAL:
+        final = _follow_batch(client, sent, bid, timeout)
+        if final is None:
+            raise _fail(f"batch {bid} did not finish within {timeout:g}s", as_json,
+                        EXIT_TIMEOUT, batch_id=bid, command_id=sent.command_id)
+        record = final.data
+    _print_record(record, as_json, delivery)
+    if not as_json and record.get("status") == BatchStatus.COMPLETED:
+        for name, pointer in (record.get("aggregated") or {}).items():
             _print_results(pointer["path"], name, limit, 0, False)
-    if final.data.get("status") != BatchStatus.COMPLETED:
+    if record.get("status") != BatchStatus.COMPLETED:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -411,9 +508,26 @@ def _follow_batch(client: WorkerClient, sent: Sent, batch_id: str, timeout: floa
             and e.data.get("batch_id") == batch_id, timeout, on_event=show)
 
 
-def _print_record(record: dict[str, Any], as_json: bool) -> None:
+_TERMINAL = (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED)
+
+
+def _known_batch(client: WorkerClient, answer: Event, batch_id: str
+                 ) -> dict[str, Any] | None:
+    """The batch's record from the log when the answer replays an earlier one: its events
+    may all be past already, so waiting for new ones could wait forever."""
+    if not answer.data.get("duplicate"):
+        return None
+    record = client.registry().batches.get(batch_id)
+    return None if record is None else record.model_dump(mode="json")
+
+
+def _print_record(record: dict[str, Any], as_json: bool,
+                  delivery: dict[str, Any] | None = None) -> None:
     if as_json:
-        print_json({"ok": record.get("status") not in ("failed", "cancelled"), **record})
+        out = {"ok": record.get("status") not in ("failed", "cancelled"), **record}
+        if delivery is not None:
+            out["delivery"] = delivery
+        print_json(out)
         return
     rows = [{"field": k, "value": v} for k, v in record.items() if v not in (None, {}, [])]
     print_table(rows, ["field", "value"], title=f"batch {record.get('batch_id')}")
@@ -460,16 +574,18 @@ def batch_list(status: BatchStatus | None = typer.Option(None, help="Only this s
 @batch_app.command("cancel")
 def batch_cancel(batch_id: str, wait: bool = typer.Option(True, help="Wait for the end."),
                  timeout: float = typer.Option(120.0, help="Seconds to wait."),
+                 retries: int = RetriesOpt, command_id: str | None = CommandIdOpt,
                  as_json: bool = JsonOpt) -> None:
     """Cancel a pending or running batch."""
     client = WorkerClient(_settings())
-    sent, _ = _send_and_answer(client, "cancel_batch", {"batch_id": batch_id}, as_json,
-                               min(timeout, 30))
-    final = None
-    if wait:
+    sent, answer = _send_and_answer(client, "cancel_batch", {"batch_id": batch_id}, as_json,
+                                    min(timeout, 30), retries=retries, command_id=command_id)
+    record = _known_batch(client, answer, batch_id)
+    if wait and (record is None or record.get("status") not in _TERMINAL):
         final = _follow_batch(client, sent, batch_id, timeout)
-    record = final.data if final else {"batch_id": batch_id, "status": "cancelling"}
-    _print_record(record, as_json)
+        record = final.data if final else None
+    _print_record(record or {"batch_id": batch_id, "status": "cancelling"}, as_json,
+                  _delivery(sent, answer))
 
 
 @batch_app.command("results")
@@ -593,7 +709,7 @@ def generate(rate: float = typer.Option(10.0, help="Events per second (0 = as fa
              invalid_rate: float = typer.Option(0.0, help="Fraction of malformed records."),
              seed: int | None = typer.Option(None, help="Random seed."),
              as_json: bool = JsonOpt) -> None:
-    """Produce realistic TransactionEvents to Kafka (seed 001 §10.1)."""
+    """Produce realistic TransactionEvents to Kafka."""
     from producers.kafka_generate import DeliveryError, generate_to_kafka
 
     if not 0 <= invalid_rate <= 1:
@@ -617,9 +733,13 @@ def generate(rate: float = typer.Option(10.0, help="Events per second (0 = as fa
 def seed_history(records: int = typer.Option(1_000_000, help="Records to write."),
                  days: int = typer.Option(90, help="Days of history, ending today."),
                  kafka_topic: str | None = typer.Option(None, help="Also produce to this topic."),
-                 seed: int | None = typer.Option(None, help="Random seed."),
+                 seed: int | None = typer.Option(
+                     None, help="Random seed. The same --records/--days/--seed again writes "
+                                "nothing twice (an interrupted run is completed). Without "
+                                "--seed a random seed is drawn and printed, and every run "
+                                "appends new rows."),
                  as_json: bool = JsonOpt) -> None:
-    """Write realistic history into Delta stream/transactions (seed 001 §10.2)."""
+    """Write realistic history into Delta stream/transactions (idempotent with --seed)."""
     from producers.seeder import seed_history as run_seed
 
     if records < 1 or days < 1:
@@ -634,10 +754,21 @@ def seed_history(records: int = typer.Option(1_000_000, help="Records to write."
     out = {"ok": True, "records": summary.records, "by_category": summary.by_category,
            "first_date": summary.first_date, "last_date": summary.last_date,
            "avg_order_value": summary.avg_order_value, "fraud_rate": summary.fraud_rate,
-           "kafka_topic": summary.kafka_topic, "seconds": round(summary.seconds, 3)}
+           "kafka_topic": summary.kafka_topic, "seconds": round(summary.seconds, 3),
+           "seed": summary.seed, "skipped_records": summary.skipped_records,
+           "app_id": summary.app_id}
     if as_json:
         print_json(out)
         return
+    if summary.skipped_records:
+        stderr.print(f"{summary.skipped_records} of {records} records were already in the "
+                     f"table from an earlier run with the same arguments (seed "
+                     f"{summary.seed}); they were not written again")
+        if not summary.records:
+            return
+    else:
+        stderr.print(f"seed {summary.seed}: run again with --seed {summary.seed} and the "
+                     "same --records/--days to repeat it without duplicating rows")
     stderr.print(f"wrote {summary.records} records ({summary.first_date} .. "
                  f"{summary.last_date}) in {summary.seconds:.1f}s; average order value "
                  f"{summary.avg_order_value:.2f}; fraud rate {summary.fraud_rate:.2%}")

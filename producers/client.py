@@ -1,5 +1,9 @@
 """Talking to the worker from outside: publish a command, wait for its answer and events.
 
+A command is built once, with its `command_id`, and re-sent byte for byte when no answer
+comes: the worker deduplicates by `command_id` and answers a copy with the original
+outcome (`duplicate: true`), so a re-send never runs anything twice.
+
 Only confluent-kafka and the contracts: no Spark, no JVM.
 """
 
@@ -32,6 +36,8 @@ class Sent:
     command_id: str
     command_type: str
     event_offsets: dict[int, int]  # where to start reading events that answer it
+    raw: bytes = b""               # the exact bytes, re-sent as they are
+    attempts: int = 1              # how many times they went to the commands topic
 
 
 class WorkerClient:
@@ -49,12 +55,21 @@ class WorkerClient:
             offsets = end_offsets(consumer, self.settings.events_topic)
         finally:
             consumer.close()
+        sent = Sent(command.command_id, command_type, offsets, command.encode())
+        self._produce(sent)
+        return sent
+
+    def resend(self, sent: Sent) -> None:
+        """Publish the same command again (same bytes, same command_id)."""
+        self._produce(sent)
+        sent.attempts += 1
+
+    def _produce(self, sent: Sent) -> None:
         producer = make_producer(self.settings)
-        producer.produce(self.settings.commands_topic, key=command.command_id.encode(),
-                         value=command.encode())
+        producer.produce(self.settings.commands_topic, key=sent.command_id.encode(),
+                         value=sent.raw)
         if producer.flush(30):
             raise KafkaException(f"command not delivered to {self.settings.commands_topic}")
-        return Sent(command.command_id, command_type, offsets)
 
     def wait(self, sent: Sent, predicate: Callable[[Event], bool], timeout: float,
              on_event: Callable[[Event], None] | None = None) -> Event | None:
