@@ -153,12 +153,21 @@ def _send_and_answer(client: WorkerClient, command_type: str, payload: dict[str,
                      "original outcome, and nothing ran twice", soft_wrap=True)
     if answer.type is EventType.COMMAND_REJECTED:
         data = answer.data
+        retryable = bool(data.get("retryable"))
         if as_json:
             print_json({"ok": False, "command_id": sent.command_id, "status": "rejected",
-                        "error": {"code": data.get("code"), "message": data.get("message")},
+                        "error": {"code": data.get("code"), "message": data.get("message"),
+                                  "retryable": retryable},
                         "delivery": _delivery(sent, answer)})
         else:
             stderr.print(f"[red]rejected[/red] {data.get('code')}: {data.get('message')}")
+        if retryable:
+            # A temporary refusal is not remembered: a copy still queued runs once the
+            # condition clears, and so does sending this command_id again.
+            stderr.print(f"the refusal is temporary: --command-id {sent.command_id} sends "
+                         "the same command again later"
+                         + (f"; {sent.attempts - 1} copy(ies) still queued may run first"
+                            if sent.attempts > 1 else ""), soft_wrap=True)
         raise typer.Exit(EXIT_FAILED)
     return sent, answer
 
