@@ -15,6 +15,8 @@ nothing it would still do could count.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 # supervisor may start it again, as a standby.
 EXIT_LEADERSHIP_LOST = 75
 PING_ANSWER_TTL = timedelta(hours=1)
+SPARK_STOP_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,13 @@ class Worker:
                 publisher.publish(EventType.WORKER_STOPPING, worker_subject(settings.worker_id),
                                   health.snapshot("stopping"), flush=True)
         log.info("worker stopped")
+        if self._batches is not None and self._batches.stuck:
+            # A batch thread stuck outside Spark's reach would keep the interpreter from
+            # exiting (the pool's threads are joined at exit): the shutdown bound wins.
+            log.warning("exiting without waiting for stuck batch thread(s): %s",
+                        ", ".join(self._batches.stuck))
+            logging.shutdown()
+            os._exit(self._exit_code())
         return self._exit_code()
 
     def _exit_code(self) -> int:
@@ -416,10 +426,19 @@ class Worker:
 
     @staticmethod
     def _stop_spark(spark: object) -> None:
-        try:
-            spark.stop()  # type: ignore[attr-defined]
-        except Exception:  # Spark may already be gone; stopping is best effort.
-            log.warning("Spark did not stop cleanly", exc_info=True)
+        def stop() -> None:
+            try:
+                spark.stop()  # type: ignore[attr-defined]
+            except Exception:  # Spark may already be gone; stopping is best effort.
+                log.warning("Spark did not stop cleanly", exc_info=True)
+
+        # Bounded, like the rest of the shutdown: a job stuck in the JVM must not hold
+        # the process (the JVM ends with its parent).
+        stopper = threading.Thread(target=stop, name="spark-stop", daemon=True)
+        stopper.start()
+        stopper.join(SPARK_STOP_SECONDS)
+        if stopper.is_alive():
+            log.warning("Spark did not stop within %.0fs; exiting anyway", SPARK_STOP_SECONDS)
 
 
 def _count_skip(registry: Registry) -> None:

@@ -10,9 +10,9 @@ from contracts.events import (
     BatchStatus,
     Event,
     EventType,
+    TablePointer,
     batch_subject,
     command_subject,
-    TablePointer,
     make_event,
 )
 from contracts.registry import fold_events
