@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contracts.kafka_clients import make_producer
 from contracts.settings import Settings
 from contracts.topics import topic_specs
 from producers.generator import TransactionGenerator, rate_multiplier
@@ -67,20 +68,17 @@ class _DeliveryTracker:
                 self.first_error = f"{err} (topic {msg.topic()})"
 
 
-def make_producer(settings: Settings, **overrides: Any) -> tuple[Producer, _DeliveryTracker]:
-    """A throughput-tuned, idempotent producer and the tracker its delivery errors go to."""
+def make_tracked_producer(settings: Settings, **overrides: Any
+                          ) -> tuple[Producer, _DeliveryTracker]:
+    """The project's producer (durable, idempotent), tuned for throughput, and the tracker
+    its delivery errors go to."""
     tracker = _DeliveryTracker()
-    conf: dict[str, Any] = {
-        **settings.kafka_client_config(),
+    producer = make_producer(settings, **{
         "client.id": "pipeline-generate",
-        # Durable and duplicate-free: a retried batch is not written twice.
-        "acks": "all",
-        "enable.idempotence": True,
         # Throughput: wait a little to fill large lz4 batches (~800-byte JSON compresses ~4x).
         "linger.ms": 25,
         "batch.size": 1_000_000,
         "batch.num.messages": 20_000,
-        "compression.type": "lz4",
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 512 * 1024,
         "message.timeout.ms": MESSAGE_TIMEOUT_MS,
@@ -88,8 +86,8 @@ def make_producer(settings: Settings, **overrides: Any) -> tuple[Producer, _Deli
         "delivery.report.only.error": True,
         "on_delivery": tracker,
         **overrides,
-    }
-    return Producer(conf), tracker
+    })
+    return producer, tracker
 
 
 def ensure_topic(settings: Settings, topic: str, *, timeout: float = 15.0) -> None:
@@ -204,7 +202,7 @@ def generate_to_kafka(
     mix = random.Random(gen.seed ^ 0x1A7A11D)  # which records are broken, reproducibly
     if create_topic:
         ensure_topic(settings, topic)
-    producer, tracker = make_producer(settings)
+    producer, tracker = make_tracked_producer(settings)
     stop = stop or threading.Event()
     valid = invalid = 0
     unlimited = not rate or rate <= 0

@@ -256,10 +256,10 @@ def seed_history(
 
     producer = tracker = None
     if kafka_topic:
-        from producers.kafka_generate import ensure_topic, make_producer
+        from producers.kafka_generate import ensure_topic, make_tracked_producer
 
         ensure_topic(settings, kafka_topic)
-        producer, tracker = make_producer(settings, **{"client.id": "pipeline-seed"})
+        producer, tracker = make_tracked_producer(settings, **{"client.id": "pipeline-seed"})
 
     from producers.kafka_generate import finish, produce, progress_bar
 

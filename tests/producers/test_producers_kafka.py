@@ -29,7 +29,7 @@ from producers.kafka_generate import (
     ensure_topic,
     finish,
     generate_to_kafka,
-    make_producer,
+    make_tracked_producer,
     produce,
 )
 from producers.seeder import seed_history
@@ -180,7 +180,8 @@ def test_unreachable_broker_fails_fast(tmp_path: Path) -> None:
 
 
 def test_undelivered_records_raise(tmp_path: Path) -> None:
-    producer, tracker = make_producer(_dead_settings(tmp_path), **{"message.timeout.ms": 500})
+    producer, tracker = make_tracked_producer(_dead_settings(tmp_path),
+                                              **{"message.timeout.ms": 500})
     event: dict[str, Any] = {"transaction_id": "t-1"}
     for _ in range(3):
         produce(producer, "anything", "t-1", orjson.dumps(event))
