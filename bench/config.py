@@ -25,6 +25,7 @@ class BenchConfig:
     traditional_repeats: int   # fresh-process runs of the same analysis
     full_reports: int          # concurrent full_report batches of the isolation run
     restart_batches: int       # batch.completed events in the log before the restart
+    restart_commands: int      # command answers in the log before the restart (goal: 1 M)
     spark_master: str = "local[2]"
     driver_memory: str = "2g"
 
@@ -50,6 +51,7 @@ class BenchConfig:
             traditional_repeats=2 if scale >= 1 else 1,
             full_reports=3,
             restart_batches=_scaled(10_000, scale, 1_000),
+            restart_commands=_scaled(1_000_000, scale, 20_000),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Restart: worker start -> ready (registry rebuilt) with many batches in the event log,
-against the same worker's first start on an empty log; plus the pure fold time."""
+"""Restart: worker start -> ready (registry rebuilt) with many batches and a million
+command answers in the event log (goal: within 15 s), against the same worker's first
+start on an empty log; plus the pure fold time."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from bench.profiling import registry_rebuild
 from contracts.events import (
     BatchRecord,
     BatchStatus,
+    CommandAcceptedData,
     EventType,
     TablePointer,
     batch_subject,
+    command_subject,
     make_event,
 )
 from contracts.kafka_clients import make_producer, read_events
@@ -62,6 +65,29 @@ def produce_batches(h: Harness, count: int) -> dict[str, Any]:
     return {"events": count, "produce_s": round(time.monotonic() - started, 3)}
 
 
+def produce_commands(h: Harness, count: int) -> dict[str, Any]:
+    """`count` command answers (a week of a busy client, before they expire), straight to
+    the event topic."""
+    settings = h.settings
+    producer = make_producer(settings, **{"linger.ms": 50, "batch.size": 1_000_000})
+    started = time.monotonic()
+    accepted = CommandAcceptedData(command_type="run_batch", batch_id="synthetic-000000")
+    for i in range(count):
+        command_id = f"synthetic-cmd-{i:07d}"
+        event = make_event(EventType.COMMAND_ACCEPTED, command_subject(command_id),
+                           "bench-synthetic", accepted, command_id=command_id, epoch=0)
+        while True:
+            try:
+                producer.produce(settings.events_topic, key=event.key, value=event.encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("synthetic command answers not delivered")
+    return {"commands": count, "produce_commands_s": round(time.monotonic() - started, 3)}
+
+
 def fold_timing(h: Harness) -> dict[str, Any]:
     started = time.monotonic()
     events = list(read_events(h.settings, from_beginning=True))
@@ -70,6 +96,7 @@ def fold_timing(h: Harness) -> dict[str, Any]:
     registry = fold_events(events)
     fold_s = time.monotonic() - t0
     return {"events": len(events), "batches": len(registry.batches),
+            "commands": len(registry.commands),
             "read_decode_s": round(read_s, 3), "fold_s": round(fold_s, 3),
             "events_per_s_fold": round(len(events) / fold_s) if fold_s else None}
 
@@ -78,6 +105,7 @@ def measure(h: Harness, cold_start_s: float) -> dict[str, Any]:
     """Stops the running worker, fills the log, starts a new worker and stops it again."""
     h.worker.stop()
     produced = produce_batches(h, h.config.restart_batches)
+    produced.update(produce_commands(h, h.config.restart_commands))
     fold = fold_timing(h)
     log_mark = h.worker.log_offset()
     # A watcher from the current end: the new worker's events only.

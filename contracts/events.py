@@ -268,12 +268,61 @@ def make_event(
 
 
 def decode_event(raw: bytes | None) -> Event:
+    """Bytes -> Event, or `ContractError`. A restart folds every event of the log (10^6
+    after a busy week), so the envelope of a well-formed event is checked by hand, which
+    is several times faster than pydantic; anything unusual takes pydantic's full path,
+    so both accept and reject the same messages. `data` is validated by its consumer."""
     if raw is None:
         raise ContractError(ErrorCode.INVALID_REQUEST, "a tombstone (null value), not an event")
+    fast = _decode_envelope(raw)
+    if fast is not None:
+        return fast
     try:
         return Event.model_validate_json(raw)
     except ValidationError as exc:
         raise ContractError(ErrorCode.INVALID_REQUEST, validation_message(exc)) from None
+
+
+_EVENT_TYPES: dict[str, EventType] = {t.value: t for t in EventType}
+
+
+def _decode_envelope(raw: bytes) -> Event | None:
+    """The common case only: exact types everywhere, else None (the full path decides)."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(obj) is not dict or obj.get("schema_version") != 1:
+        return None
+    event_type = _EVENT_TYPES.get(obj.get("type"))  # type: ignore[arg-type]
+    event_id, subject, worker_id = obj.get("event_id"), obj.get("subject"), obj.get("worker_id")
+    command_id, epoch, data = obj.get("command_id"), obj.get("epoch"), obj.get("data", {})
+    occurred = obj.get("occurred_at")
+    if (event_type is None or type(event_id) is not str or type(subject) is not str
+            or type(worker_id) is not str or type(occurred) is not str
+            or (command_id is not None and type(command_id) is not str)
+            or (epoch is not None and type(epoch) is not int)
+            or type(data) is not dict or isinstance(obj["schema_version"], bool)):
+        return None
+    try:
+        occurred_at = datetime.fromisoformat(occurred)
+    except ValueError:
+        return None
+    if occurred_at.tzinfo is None:
+        return None  # pydantic keeps naive datetimes naive; let it decide
+    # What `model_construct` does, without its per-call overhead (3x the whole decode).
+    event = object.__new__(Event)
+    object.__setattr__(event, "__dict__", {
+        "schema_version": 1, "event_id": event_id, "type": event_type, "subject": subject,
+        "occurred_at": occurred_at, "worker_id": worker_id, "command_id": command_id,
+        "epoch": epoch, "data": data})
+    object.__setattr__(event, "__pydantic_fields_set__", _EVENT_FIELDS)
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
+
+
+_EVENT_FIELDS = frozenset(Event.model_fields)
 
 
 def batch_subject(batch_id: str) -> str:

@@ -160,23 +160,33 @@ def read_events(
         while follow or remaining:
             if should_stop():
                 return
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            # What is already fetched comes in batches (a restart reads the whole log, 10^6
+            # events after a busy week); otherwise wait for one, so followers see each
+            # event as soon as it arrives.
+            batch = consumer.consume(500, 0)
+            if not batch:
+                msg = consumer.poll(0.5)
+                batch = [msg] if msg is not None else []
+            for msg in batch:
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(msg.partition())
+                        continue
+                    raise KafkaException(msg.error())
+                if msg.offset() >= ends.get(msg.partition(), 0) - 1:
                     remaining.discard(msg.partition())
+                value = msg.value()
+                if value is None:
                     continue
-                raise KafkaException(msg.error())
-            if msg.offset() >= ends.get(msg.partition(), 0) - 1:
-                remaining.discard(msg.partition())
-            if msg.value() is None:
-                continue
-            try:
-                yield decode_event(msg.value())
-            except ContractError as exc:
-                if on_bad_record:
-                    on_bad_record(msg.value(), exc)
+                try:
+                    event = decode_event(value)
+                except ContractError as exc:
+                    if on_bad_record:
+                        on_bad_record(value, exc)
+                    continue
+                yield event
+                if should_stop():
+                    return
     finally:
         consumer.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,7 +33,9 @@ _STREAM_STATES = {
 }
 _STATUS_FOR_EVENT = {event: status for status, event in BATCH_EVENT_FOR_STATUS.items()}
 # Events that change what the worker does; only the current epoch's count.
-_FENCED_PREFIXES = ("batch.", "stream.", "command.")
+_FENCED = frozenset(t for t in EventType if t.value.startswith(("batch.", "stream.", "command.")))
+_BATCH_EVENTS = frozenset(t for t in EventType if t.value.startswith("batch."))
+_WORKER_EVENTS = frozenset(t for t in EventType if t.value.startswith("worker."))
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def apply_event(registry: Registry, event: Event) -> Registry:
     if event.epoch is not None:
         # Writers are fenced at the broker (one transactional id per group), so once an
         # epoch shows up, an older epoch's entity event can only be a forgery or a leak.
-        if event.type.value.startswith(_FENCED_PREFIXES) and event.epoch < registry.epoch:
+        if event.type in _FENCED and event.epoch < registry.epoch:
             registry.stale_events += 1
             return registry
         registry.epoch = max(registry.epoch, event.epoch)
@@ -119,20 +121,32 @@ def _apply(registry: Registry, event: Event) -> None:
             return  # a temporary refusal is not the command's outcome: a retry may succeed
         # The first answer is the outcome. A duplicate's answer repeats it verbatim, so
         # after compaction (same key, latest wins) it still tells the original outcome.
-        data = {k: v for k, v in event.data.items() if k != "duplicate"}
+        data = event.data
+        if "duplicate" in data:
+            data = {k: v for k, v in data.items() if k != "duplicate"}
         registry.commands.setdefault(
             event.command_id,
             CommandOutcome(event.command_id, event.type, data, event.occurred_at),
         )
-    elif event.type.value.startswith("batch."):
+    elif event.type in _BATCH_EVENTS:
         record = batch_record_of(event)
         registry.batches[record.batch_id] = record
     elif event.type in _STREAM_STATES:
         registry.streams[event.subject] = StreamDesire(_STREAM_STATES[event.type], dict(event.data))
     elif event.type is EventType.STREAM_PROGRESS:
         registry.last_progress[event.subject] = dict(event.data)
-    elif event.type.value.startswith("worker."):
+    elif event.type in _WORKER_EVENTS:
         registry.workers[event.worker_id] = (event.type, dict(event.data))
+
+
+def expired_commands(registry: Registry, now: datetime, retention: timedelta,
+                     ping_ttl: timedelta) -> list[str]:
+    """Command ids whose answers may be removed from the compacted log: older than the
+    commands topic's retention (the command can no longer be delivered again), or, for
+    pings, older than `ping_ttl` (answering a ping twice is harmless)."""
+    return [c.command_id for c in list(registry.commands.values())
+            if c.answered_at is not None and c.answered_at < now - (
+                ping_ttl if c.data.get("command_type") == "ping" else retention)]
 
 
 def forget_command(registry: Registry, command_id: str) -> None:

@@ -14,6 +14,7 @@ nothing it would still do could count.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -40,7 +41,7 @@ from contracts.kafka_clients import (
     make_consumer,
     read_events,
 )
-from contracts.registry import Registry, fold_events
+from contracts.registry import Registry, expired_commands, fold_events
 from contracts.settings import Settings
 from contracts.topics import topic_specs
 from worker.batch_runner import BatchRunner
@@ -49,7 +50,7 @@ from worker.handlers import CommandHandlers
 from worker.health import HealthReporter
 from worker.publisher import EventPublisher
 from worker.signals import StopFlag, install_signal_handlers
-from worker.spark_session import build_session
+from worker.spark_session import SparkStarter
 from worker.stream_manager import StreamManager
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,12 @@ class Worker:
         self._uncommitted: Message | None = None
         self._standby_since = time.monotonic()
         self._leadership_lost = ""
+        self._uncertain_since: float | None = None
+        self._reachable_since: float | None = None
+        self._next_heartbeat = 0.0
+        self._keepalive: threading.Thread | None = None
+        self._keepalive_stop = threading.Event()
+        self._next_leader_check = 0.0
         self._stream: StreamManager | None = None
         self._publisher: EventPublisher | None = None
         self._batches: BatchRunner | None = None
@@ -100,19 +107,11 @@ class Worker:
             health = HealthReporter(settings, registry)
             health.problem_sources.append(publisher.problems)
 
+            # Spark starts beside the group join and the registry rebuild, not before
+            # them: a restart costs the longer of the two, not their sum.
             log.info("starting Spark (%s)", settings.spark_master)
-            spark = build_session(settings)
-            health.spark = spark
-            stack.callback(self._stop_spark, spark)                       # 5.
-            stack.callback(self._publish_stopped, publisher, health)      # 4.
-            batches = self._batches = BatchRunner(spark, settings, publisher)
-            stack.callback(self._drain_batches, batches)                  # 3.
-            stream = self._stream = StreamManager(spark, settings, publisher, health)
-            health.problem_sources.append(stream.problems)
-            stack.callback(self._stop_stream, stream)                     # 2.
-            if self.stop_flag.is_set():
-                return 0
-
+            spark_start = SparkStarter(settings)
+            stack.callback(self._stop_spark, spark_start)                  # 6.
             consumer = make_consumer(
                 settings, group_id=settings.consumer_group,
                 **{"enable.partition.eof": False,
@@ -127,12 +126,13 @@ class Worker:
                    # this (librdkafka's default is 5 minutes of double leadership).
                    "max.poll.interval.ms": int(settings.max_poll_interval_seconds * 1000)},
             )
-            stack.callback(consumer.close)                                # 1.
+            # Leaving the group comes last: no standby takes over while this worker
+            # still drains, so no batch runs on two workers at once.
+            stack.callback(self._leave_group, consumer)                   # 5.
+            stack.callback(self._publish_stopped, publisher, health)      # 4.
             consumer.subscribe([settings.commands_topic], on_assign=self._on_assign,
                                on_revoke=self._on_revoke, on_lost=self._on_lost)
-            handlers = CommandHandlers(settings, publisher, health, stream, batches,
-                                       self.stop_flag)
-            if not self._await_leadership(consumer, publisher, health):
+            if not self._await_leadership(consumer, publisher, health, spark_start):
                 return self._exit_code()
             # Active now. Fence the previous writer first, then read the log to its end:
             # nothing a stale worker writes can land after what we read.
@@ -140,6 +140,15 @@ class Worker:
                 return self._exit_code()
             if not self._rebuild_registry(registry, publisher, health):
                 return self._exit_code()
+            spark = health.spark = spark_start.result()
+            batches = self._batches = BatchRunner(spark, settings, publisher)
+            stack.callback(self._drain_batches, batches)                  # 3.
+            stream = self._stream = StreamManager(spark, settings, publisher, health)
+            health.problem_sources.append(stream.problems)
+            stack.callback(self._stop_stream, stream)                     # 2.
+            stack.callback(self._hold_partition, consumer)                # 1.
+            handlers = CommandHandlers(settings, publisher, health, stream, batches,
+                                       self.stop_flag)
             epoch = registry.epoch + 1
             publisher.epoch = health.epoch = epoch
             publisher.publish(EventType.WORKER_STARTED, worker_subject(settings.worker_id),
@@ -162,6 +171,30 @@ class Worker:
             os._exit(self._exit_code())
         return self._exit_code()
 
+    def _hold_partition(self, consumer: Consumer) -> None:
+        """Stop taking commands but keep the partition (paused) and the group membership
+        while the stream stops and batches drain: a poller thread keeps the consumer
+        alive past max.poll.interval.ms until `_leave_group`."""
+        if self._assigned:
+            with contextlib.suppress(KafkaException):
+                consumer.pause(list(self._assigned))
+        self._keepalive_stop.clear()
+
+        def keep_alive() -> None:
+            while not self._keepalive_stop.is_set():
+                with contextlib.suppress(Exception):
+                    consumer.poll(0.5)
+
+        self._keepalive = threading.Thread(target=keep_alive, name="commands-keepalive",
+                                           daemon=True)
+        self._keepalive.start()
+
+    def _leave_group(self, consumer: Consumer) -> None:
+        self._keepalive_stop.set()
+        if self._keepalive is not None:
+            self._keepalive.join(5.0)
+        consumer.close()
+
     def _exit_code(self) -> int:
         return EXIT_LEADERSHIP_LOST if self._leadership_lost else 0
 
@@ -176,6 +209,8 @@ class Worker:
             msg, self._held = (self._held, None) if self._held else (consumer.poll(0.25), None)
             now = time.monotonic()
             self._periodic(publisher, health, now)
+            if self._uncertain_since is not None and now >= self._next_leader_check:
+                self._check_leadership(consumer)
             if msg is None:
                 if self._uncommitted is not None:
                     self._commit(consumer, self._uncommitted)
@@ -224,11 +259,17 @@ class Worker:
                 if self.stop_flag.is_set() or publisher.fenced or self._leadership_lost:
                     return
                 consumer.poll(0)
-                self._periodic(publisher, health, time.monotonic())
+                now = time.monotonic()
+                self._periodic(publisher, health, now)
+                if self._uncertain_since is not None and now >= self._next_leader_check:
+                    self._check_leadership(consumer)
         finally:
-            consumer.resume(partition)
             # Anything fetched while paused is fetched again from the next offset.
-            if not self._leadership_lost:
+            if not self._leadership_lost and self._assigned:
+                try:
+                    consumer.resume(partition)
+                except KafkaException as exc:
+                    log.warning("resume after pause: %s", exc)
                 self._seek(consumer, msg)
         log.info("Kafka has the answer again; taking commands")
 
@@ -309,10 +350,38 @@ class Worker:
             self._stand_down("the commands partition was revoked")
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Our membership expired (frozen or cut off past the session timeout): another
-        # worker may already be active.
-        if self._assigned and partitions:
-            self._stand_down("the commands partition was lost (group membership expired)")
+        # Our membership expired: either this worker was frozen or cut off and another
+        # one may be active now, or the broker itself is away and nobody is. Which one is
+        # found out from the group (see _check_leadership); meanwhile no command is taken.
+        if self._assigned and partitions and not self._leadership_lost:
+            log.warning("the commands partition was lost (group membership expired): "
+                        "checking whether another worker took over")
+            self._assigned = []
+            self._uncertain_since = time.monotonic()
+            self._next_leader_check = 0.0
+            self._next_heartbeat = 0.0  # probe the event writer's fence right away
+
+    def _check_leadership(self, consumer: Consumer) -> None:
+        """While the partition is lost. The definitive answer is the broker's: a worker
+        that took over has fenced our event writer, and the next event we write (the
+        heartbeat below, at once) fails and stands us down. If the partition comes back
+        instead (the broker was away), carry on. If the broker answers but the partition
+        stays away, another member holds it: stand down after a grace period."""
+        if self._assigned:
+            log.info("the commands partition is ours again; carrying on as the active worker")
+            self._uncertain_since = self._reachable_since = None
+            return
+        assert self._publisher is not None and self._uncertain_since is not None
+        now = time.monotonic()
+        self._next_leader_check = now + 2.0
+        committed = self._publisher.last_commit
+        if self._reachable_since is None:
+            if committed is not None and committed > self._uncertain_since:
+                self._reachable_since = now  # Kafka answers again: the group can settle
+            return
+        if now - self._reachable_since > max(30.0, 3 * self.settings.takeover_seconds):
+            self._stand_down("the commands partition did not come back although Kafka "
+                             "answers")
 
     def _stand_down(self, reason: str) -> None:
         """Leadership is gone: stop every piece of work now, without draining, and write
@@ -330,7 +399,7 @@ class Worker:
         self.stop_flag.set(reason, 0.0)
 
     def _await_leadership(self, consumer: Consumer, publisher: EventPublisher,
-                          health: HealthReporter) -> bool:
+                          health: HealthReporter, spark_start: SparkStarter) -> bool:
         """Hot standby: Spark is up, but work starts only once the consumer group gives
         this worker the commands partition (when the active worker stops or dies)."""
         announced = False
@@ -343,6 +412,8 @@ class Worker:
                 self._held = msg
             if self._assigned:
                 return True
+            if health.spark is None and spark_start.done():
+                health.spark = spark_start.result()  # a hot standby: Spark is up
             now = time.monotonic()
             # The first group join on a fresh broker is slow too; only a long wait means
             # another worker holds the partition.
@@ -399,10 +470,8 @@ class Worker:
         spec = next(s for s in topic_specs(self.settings)
                     if s.name == self.settings.commands_topic)
         retention = timedelta(milliseconds=int(spec.config.get("retention.ms", 7 * 86_400_000)))
-        now = datetime.now(UTC)
-        expired = [c.command_id for c in list(publisher.registry.commands.values())
-                   if c.answered_at is not None and c.answered_at < now - (
-                       PING_ANSWER_TTL if c.data.get("command_type") == "ping" else retention)]
+        expired = expired_commands(publisher.registry, datetime.now(UTC), retention,
+                                   PING_ANSWER_TTL)
         for command_id in expired:
             publisher.publish_tombstone(command_subject(command_id))
         if expired:
@@ -425,10 +494,10 @@ class Worker:
         publisher.close(timeout=self.settings.shutdown_publish_seconds)
 
     @staticmethod
-    def _stop_spark(spark: object) -> None:
+    def _stop_spark(spark_start: SparkStarter) -> None:
         def stop() -> None:
             try:
-                spark.stop()  # type: ignore[attr-defined]
+                spark_start.result().stop()
             except Exception:  # Spark may already be gone; stopping is best effort.
                 log.warning("Spark did not stop cleanly", exc_info=True)
 

@@ -18,7 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from contracts.commands import RunBatchPayload
+from pydantic import ValidationError
+
+from contracts.commands import RunBatchPayload, validation_message
 from contracts.errors import ErrorCode
 from contracts.events import (
     BATCH_EVENT_FOR_STATUS,
@@ -139,10 +141,19 @@ class BatchRunner:
                 continue
             log.info("re-running batch %s (was %s, attempt %d of %d)", record.batch_id,
                      record.status, record.attempts + 1, limit)
-            payload = RunBatchPayload.model_validate({
-                "batch_id": record.batch_id, "analysis_type": record.analysis_type,
-                "source": record.source, "filters": record.filters,
-            })
+            try:
+                payload = RunBatchPayload.model_validate({
+                    "batch_id": record.batch_id, "analysis_type": record.analysis_type,
+                    "source": record.source, "filters": record.filters,
+                })
+            except ValidationError as exc:
+                # Accepted by an older, laxer contract: it can never run, and must not
+                # stop every worker that starts.
+                self._publish(record.model_copy(update={
+                    "status": BatchStatus.FAILED, "finished_at": datetime.now(UTC),
+                    "error": ErrorInfo(code=ErrorCode.INVALID_REQUEST,
+                                       message=validation_message(exc))}))
+                continue
             if record.status is BatchStatus.RUNNING:
                 record = self._publish(record.model_copy(update={"status": BatchStatus.PENDING}))
             else:

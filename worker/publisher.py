@@ -68,6 +68,7 @@ class EventPublisher:
         self._fenced: str | None = None
         self._last_error: str | None = None
         self.epoch: int | None = None
+        self.last_commit: float | None = None  # monotonic time of the last committed batch
 
     # ---- life cycle --------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ class EventPublisher:
             self._sender.join(timeout=max(1.0, timeout))
         if self._plain is not None:
             self._plain.flush(min(timeout, 5.0))
-        if not drained:
+        if not drained and not self._fenced:
             log.error("%d event(s) were not written before shutdown", self.backlog()[0])
         return drained
 
@@ -215,6 +216,7 @@ class EventPublisher:
                 for item in batch:
                     self._apply(item)
                 self._acked_seq = batch[-1].seq
+                self.last_commit = time.monotonic()
                 self._inflight = []
                 self._last_error = None
                 self._cond.notify_all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,3 +74,33 @@ def spark_alive(spark: SparkSession) -> bool:
         return not spark.sparkContext._jsc.sc().isStopped()  # type: ignore[union-attr]
     except Exception:
         return False
+
+
+class SparkStarter:
+    """Builds the session in a background thread, so the worker can join its group and
+    rebuild its registry meanwhile; `result()` waits for it (and re-raises its error)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._session: SparkSession | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._build, args=(settings,), name="spark-start",
+                         daemon=True).start()
+
+    def _build(self, settings: Settings) -> None:
+        try:
+            self._session = build_session(settings)
+        except BaseException as exc:  # handed to the thread that waits for the session
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self) -> SparkSession:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._session is not None
+        return self._session

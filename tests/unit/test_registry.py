@@ -145,3 +145,28 @@ def test_a_retryable_rejection_is_not_the_outcome() -> None:
                              {"command_type": "run_batch"}, command_id="c1"))
     registry = fold_events(events)
     assert registry.commands["c1"].event_type is EventType.COMMAND_ACCEPTED
+
+
+def test_old_answers_and_old_pings_expire() -> None:
+    from datetime import timedelta
+
+    from contracts.registry import expired_commands, forget_command
+
+    now = datetime(2025, 3, 1, tzinfo=UTC)
+
+    def answer(cid: str, command_type: str, age: timedelta) -> Event:
+        event = make_event(EventType.COMMAND_ACCEPTED, command_subject(cid), "w1",
+                           {"command_type": command_type}, command_id=cid)
+        return event.model_copy(update={"occurred_at": now - age})
+
+    registry = fold_events([
+        answer("old-batch", "run_batch", timedelta(days=8)),
+        answer("new-batch", "run_batch", timedelta(days=6)),
+        answer("old-ping", "ping", timedelta(hours=2)),
+        answer("new-ping", "ping", timedelta(minutes=5)),
+    ])
+    expired = expired_commands(registry, now, timedelta(days=7), timedelta(hours=1))
+    assert sorted(expired) == ["old-batch", "old-ping"]
+    for cid in expired:
+        forget_command(registry, cid)
+    assert sorted(registry.commands) == ["new-batch", "new-ping"]
