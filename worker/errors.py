@@ -67,6 +67,18 @@ def _java_class(exc: BaseException) -> str | None:
 
 
 def short_message(exc: BaseException, limit: int = 1000) -> str:
-    """The first line of an exception, for events: enough to act on, never a trace."""
+    """The first line of an exception, for events: enough to act on, never a trace.
+    A raw Py4J error says only which call failed; the Java exception says why."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            cause = java
+            while cause.getCause() is not None:
+                cause = cause.getCause()
+            text = str(cause.toString()).strip().splitlines()
+            if text:
+                return text[0][:limit]
+        except Exception:  # the JVM may be gone; fall back to the Python text
+            pass
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:limit]

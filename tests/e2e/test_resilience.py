@@ -181,3 +181,45 @@ def test_a_frozen_active_worker_stands_down_after_a_takeover(
     finally:
         standby.stop()
         active.stop()
+
+
+def test_a_dlq_that_refuses_a_record_does_not_wedge_the_stream(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    """A quarantined record too large for the DLQ topic: the stream moves on, quarantine
+    keeps it byte for byte, the other dead letters still reach the DLQ."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from tests.e2e.delta_reads import consume_all
+
+    worker = make_worker(kafka_bootstrap, tmp_path / "d")
+    (tmp_path / "d").mkdir(exist_ok=True)
+    admin = AdminClient(worker.settings.kafka_client_config())
+    resource = ConfigResource("topic", worker.settings.dlq_topic,
+                              set_config={"max.message.bytes": "2000"})
+    for future in admin.alter_configs([resource]).values():
+        future.result(30)
+    worker.start()
+    try:
+        # Not JSON, incompressible, and ten times what the DLQ takes.
+        big = b"{" + os.urandom(20_000)
+        batch = [*records("dlq", 200, 0), (None, big), (None, b"small garbage")]
+        produce(worker.settings, worker.settings.stream_topic, batch)
+        worker.send("start_stream", {"starting_offsets": "earliest"})
+        p = StoragePaths(worker.settings)
+        wait_until(lambda: count(p.transactions) == 200 and count(p.quarantine) == 2, 240,
+                   "valid rows and quarantine")
+        quarantined = table(p.quarantine)
+        assert sorted(quarantined["raw_value"].map(len)) == [len(b"small garbage"), len(big)]
+        # The retry sends what it can, record by record, and gives up only the big one.
+        wait_until(lambda: any(m.value() == b"small garbage"
+                               for m in consume_all(worker.settings,
+                                                    worker.settings.dlq_topic)),
+                   120, "the small dead letter in the DLQ")
+        assert not any(m.value() == big
+                       for m in consume_all(worker.settings, worker.settings.dlq_topic))
+        more = records("after-dlq", 100, 0)
+        produce(worker.settings, worker.settings.stream_topic, more)
+        wait_until(lambda: count(p.transactions) == 300, 120, "the stream to move on")
+        exact_transactions(worker, {k for k, _ in batch + more if k})
+    finally:
+        worker.stop()
