@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from contracts.errors import ContractError, ErrorCode
+from contracts.timeutil import as_utc
 from contracts.transaction import (
     CardNetwork,
     Category,
@@ -176,7 +177,7 @@ class KafkaSource(_Frozen):
     @classmethod
     def _utc(cls, value: Any) -> Any:
         if isinstance(value, datetime):
-            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            value = as_utc(value)
             if value < _EPOCH:
                 # Kafka timestamps start at the epoch; Spark would get a negative one.
                 raise ValueError(f"timestamp {value.isoformat()} is before 1970-01-01")
