@@ -191,7 +191,7 @@ class BatchRunner:
             self.abandon()
             for future in unfinished.values():
                 future.cancel()
-            wait(list(unfinished.values()), timeout=CANCEL_MARGIN_SECONDS)
+            self._keep_cancelling(unfinished, CANCEL_MARGIN_SECONDS)
             self.stuck = sorted(b for b, f in unfinished.items() if not f.done())
             for batch_id in self.stuck:
                 log.error("batch %s did not stop within %.0fs of its cancellation; leaving "
@@ -332,7 +332,6 @@ class BatchRunner:
         self._cancel_requested.add(batch_id)
         with self._lock:
             future = self._futures.get(batch_id)
-            tag = self._tags.get(batch_id)
         if future is None or future.cancel():
             # Not started yet (or no longer known here): it ends now.
             record = self._record(batch_id)
@@ -340,8 +339,24 @@ class BatchRunner:
                 self._publish(record.model_copy(update={
                     "status": BatchStatus.CANCELLED, "finished_at": datetime.now(UTC)}))
             return
-        if tag is not None:
-            self.spark.sparkContext.cancelJobsWithTag(tag)
+        # In a thread: the command loop answers now, the cancel keeps hitting the batch's
+        # jobs (its tag may not even be set yet) until it ends.
+        threading.Thread(target=self._keep_cancelling, args=({batch_id: future}, 600.0),
+                         name=f"cancel-{batch_id}", daemon=True).start()
+
+    def _keep_cancelling(self, futures: dict[str, Future[None]], timeout: float) -> None:
+        """A cancel reaches only the jobs running at that moment, and a batch may be
+        planning on the driver between jobs: repeat it until the batch has ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = [b for b, f in futures.items() if not f.done()]
+            if not pending:
+                return
+            with self._lock:
+                tags = [self._tags[b] for b in pending if b in self._tags]
+            for tag in tags:
+                self.spark.sparkContext.cancelJobsWithTag(tag)
+            wait([futures[b] for b in pending], timeout=0.5)
 
     def _publish(self, record: BatchRecord) -> BatchRecord:
         with self._lock:
