@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from confluent_kafka import Producer
+
 from bench.events import EventWatcher
 from bench.harness import Harness
 from bench.profiling import registry_rebuild
@@ -15,6 +17,7 @@ from contracts.events import (
     BatchRecord,
     BatchStatus,
     CommandAcceptedData,
+    Event,
     EventType,
     TablePointer,
     batch_subject,
@@ -51,18 +54,22 @@ def produce_batches(h: Harness, count: int) -> dict[str, Any]:
             "aggregated": {a: TablePointer(path=str(root / "aggregated" / a), version=0,
                                            row_count=10) for a in ANALYSES},
         })
-        event = make_event(EventType.BATCH_COMPLETED, batch_subject(batch_id),
-                           "bench-synthetic", record)
-        while True:
-            try:
-                producer.produce(settings.events_topic, key=event.key, value=event.encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        _produce(producer, settings.events_topic,
+                 make_event(EventType.BATCH_COMPLETED, batch_subject(batch_id),
+                            "bench-synthetic", record))
     if producer.flush(60):
         raise RuntimeError("synthetic events not delivered")
     return {"events": count, "produce_s": round(time.monotonic() - started, 3)}
+
+
+def _produce(producer: Producer, topic: str, event: Event) -> None:
+    while True:
+        try:
+            producer.produce(topic, key=event.key, value=event.encode())
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
 
 
 def produce_commands(h: Harness, count: int) -> dict[str, Any]:
@@ -74,15 +81,9 @@ def produce_commands(h: Harness, count: int) -> dict[str, Any]:
     accepted = CommandAcceptedData(command_type="run_batch", batch_id="synthetic-000000")
     for i in range(count):
         command_id = f"synthetic-cmd-{i:07d}"
-        event = make_event(EventType.COMMAND_ACCEPTED, command_subject(command_id),
-                           "bench-synthetic", accepted, command_id=command_id, epoch=0)
-        while True:
-            try:
-                producer.produce(settings.events_topic, key=event.key, value=event.encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        _produce(producer, settings.events_topic,
+                 make_event(EventType.COMMAND_ACCEPTED, command_subject(command_id),
+                            "bench-synthetic", accepted, command_id=command_id, epoch=0))
     if producer.flush(120):
         raise RuntimeError("synthetic command answers not delivered")
     return {"commands": count, "produce_commands_s": round(time.monotonic() - started, 3)}

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,22 @@ class WorkerProcess:
             EventType.COMMAND_ACCEPTED, EventType.COMMAND_REJECTED), timeout)
         assert event is not None, f"no answer to {command_id}:\n{self.log_tail()}"
         return event
+
+
+def seed_history(worker: WorkerProcess, records: int, *, days: int, seed: int) -> None:
+    """Delta history through `pipeline seed` (no worker needed)."""
+    result = worker.cli("seed", "--records", str(records), "--days", str(days), "--seed",
+                        str(seed), "--json")
+    assert result.returncode == 0, result.stderr
+
+
+def send_full_report(worker: WorkerProcess, batch_id: str) -> str:
+    """A full_report over all the history there is; returns the command id."""
+    return worker.send("run_batch", {
+        "batch_id": batch_id, "analysis_type": "full_report",
+        "source": {"kind": "delta", "start_date": "2020-01-01",
+                   "end_date": str(date.today())},
+    })
 
 
 def twin(worker: WorkerProcess, log_path: Path) -> WorkerProcess:

@@ -14,7 +14,7 @@ import pytest
 
 from contracts.events import BatchRecord, BatchStatus, Event, EventType, make_event
 from contracts.kafka_clients import make_producer
-from tests.e2e.conftest import WorkerProcess
+from tests.e2e.conftest import WorkerProcess, seed_history, send_full_report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -29,16 +29,10 @@ TERMINAL = (EventType.BATCH_COMPLETED, EventType.BATCH_FAILED, EventType.BATCH_C
 # ---- helpers -----------------------------------------------------------------------------
 
 def seed(worker: WorkerProcess, records: int = RECORDS) -> None:
-    result = worker.cli("seed", "--records", str(records), "--days", "7", "--seed", "7",
-                        "--json")
-    assert result.returncode == 0, result.stderr
+    seed_history(worker, records, days=7, seed=7)
 
 
-def full_report(worker: WorkerProcess, batch_id: str) -> str:
-    return worker.send("run_batch", {
-        "batch_id": batch_id, "analysis_type": "full_report",
-        "source": {"kind": "delta", "start_date": "2020-01-01", "end_date": str(date.today())},
-    })
+full_report = send_full_report
 
 
 def status_of(worker: WorkerProcess, batch_id: str) -> dict[str, Any]:

@@ -10,24 +10,17 @@ import orjson
 import pytest
 
 from contracts.events import EventType
-from tests.e2e.conftest import WorkerProcess, twin
+from tests.e2e.conftest import WorkerProcess, seed_history, send_full_report, twin
 from tests.e2e.delta_reads import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 def seed(worker: WorkerProcess, records: int = 10000) -> None:
-    result = worker.cli("seed", "--records", str(records), "--days", "20", "--seed", "4",
-                        "--json")
-    assert result.returncode == 0, result.stderr
+    seed_history(worker, records, days=20, seed=4)
 
 
-def full_report(worker: WorkerProcess, batch_id: str) -> str:
-    return worker.send("run_batch", {
-        "batch_id": batch_id, "analysis_type": "full_report",
-        "source": {"kind": "delta", "start_date": "2020-01-01",
-                   "end_date": str(date.today())},
-    })
+full_report = send_full_report
 
 
 def final_status(worker: WorkerProcess, batch_id: str, timeout: float = 600) -> dict:
