@@ -83,7 +83,7 @@ def produce_commands(h: Harness, count: int) -> dict[str, Any]:
         command_id = f"synthetic-cmd-{i:07d}"
         _produce(producer, settings.events_topic,
                  make_event(EventType.COMMAND_ACCEPTED, command_subject(command_id),
-                            "bench-synthetic", accepted, command_id=command_id, epoch=0))
+                            "bench-synthetic", accepted, command_id=command_id))
     if producer.flush(120):
         raise RuntimeError("synthetic command answers not delivered")
     return {"commands": count, "produce_commands_s": round(time.monotonic() - started, 3)}

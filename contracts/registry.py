@@ -9,6 +9,7 @@ forged message nor a stale worker can mark a batch completed.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -157,6 +158,15 @@ def forget_command(registry: Registry, command_id: str) -> None:
 def fold_events(events: Iterable[Event], registry: Registry | None = None) -> Registry:
     """Rebuild the registry from the event log, oldest first."""
     registry = registry if registry is not None else Registry()
-    for event in events:
-        apply_event(registry, event)
+    # A rebuild allocates millions of small objects that all stay alive: the cyclic
+    # collector would rescan the growing registry again and again (a fifth of the time)
+    # for nothing it could free.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for event in events:
+            apply_event(registry, event)
+    finally:
+        if was_enabled:
+            gc.enable()
     return registry
