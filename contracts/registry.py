@@ -10,13 +10,16 @@ forged message nor a stale worker can mark a batch completed.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import orjson
 from pydantic import ValidationError
 
+from contracts.errors import ContractError
 from contracts.events import (
     BATCH_EVENT_FOR_STATUS,
     BatchRecord,
@@ -24,6 +27,9 @@ from contracts.events import (
     Event,
     EventType,
     StreamState,
+    decode_event,
+    envelope_fields,
+    event_from_fields,
 )
 
 _COMMAND_OUTCOMES = (EventType.COMMAND_ACCEPTED, EventType.COMMAND_REJECTED)
@@ -102,13 +108,8 @@ def apply_event(registry: Registry, event: Event) -> Registry:
 
     Never raises on content: what cannot be applied is counted in `skipped_events`."""
     registry.events_seen += 1
-    if event.epoch is not None:
-        # Writers are fenced at the broker (one transactional id per group), so once an
-        # epoch shows up, an older epoch's entity event can only be a forgery or a leak.
-        if event.type in _FENCED and event.epoch < registry.epoch:
-            registry.stale_events += 1
-            return registry
-        registry.epoch = max(registry.epoch, event.epoch)
+    if _stale(registry, event.type, event.epoch):
+        return registry
     try:
         _apply(registry, event)
     except (ValidationError, InconsistentEvent, TypeError, ValueError):
@@ -116,19 +117,22 @@ def apply_event(registry: Registry, event: Event) -> Registry:
     return registry
 
 
+def _stale(registry: Registry, event_type: EventType, epoch: int | None) -> bool:
+    if epoch is None:
+        return False
+    # Writers are fenced at the broker (one transactional id per group), so once an
+    # epoch shows up, an older epoch's entity event can only be a forgery or a leak.
+    if event_type in _FENCED and epoch < registry.epoch:
+        registry.stale_events += 1
+        return True
+    if epoch > registry.epoch:
+        registry.epoch = epoch
+    return False
+
+
 def _apply(registry: Registry, event: Event) -> None:
-    if event.type in _COMMAND_OUTCOMES and event.command_id:
-        if event.type is EventType.COMMAND_REJECTED and event.data.get("retryable"):
-            return  # a temporary refusal is not the command's outcome: a retry may succeed
-        # The first answer is the outcome. A duplicate's answer repeats it verbatim (its
-        # `duplicate` flag is set again when it is replayed), so after compaction (same
-        # key, latest wins) it still tells the original outcome.
-        if event.command_id not in registry.commands:
-            data = event.data
-            if data.get("duplicate"):  # rare: only a compacted duplicate's answer
-                data = {k: v for k, v in data.items() if k != "duplicate"}
-            registry.commands[event.command_id] = CommandOutcome(
-                event.command_id, event.type, data, event.occurred_at)
+    if event.type in _COMMAND_OUTCOMES:
+        _apply_answer(registry, event.type, event.command_id, event.data, event.occurred_at)
     elif event.type in _BATCH_EVENTS:
         record = batch_record_of(event)
         registry.batches[record.batch_id] = record
@@ -138,6 +142,20 @@ def _apply(registry: Registry, event: Event) -> None:
         registry.last_progress[event.subject] = dict(event.data)
     elif event.type in _WORKER_EVENTS:
         registry.workers[event.worker_id] = (event.type, dict(event.data))
+
+
+def _apply_answer(registry: Registry, event_type: EventType, command_id: str | None,
+                  data: dict[str, Any], answered_at: datetime) -> None:
+    if not command_id or command_id in registry.commands:
+        return
+    if event_type is EventType.COMMAND_REJECTED and data.get("retryable"):
+        return  # a temporary refusal is not the command's outcome: a retry may succeed
+    # The first answer is the outcome. A duplicate's answer repeats it verbatim (its
+    # `duplicate` flag is set again when it is replayed), so after compaction (same key,
+    # latest wins) it still tells the original outcome.
+    if data.get("duplicate"):  # rare: only a compacted duplicate's answer
+        data = {k: v for k, v in data.items() if k != "duplicate"}
+    registry.commands[command_id] = CommandOutcome(command_id, event_type, data, answered_at)
 
 
 def expired_commands(registry: Registry, now: datetime, retention: timedelta,
@@ -158,15 +176,52 @@ def forget_command(registry: Registry, command_id: str) -> None:
 def fold_events(events: Iterable[Event], registry: Registry | None = None) -> Registry:
     """Rebuild the registry from the event log, oldest first."""
     registry = registry if registry is not None else Registry()
-    # A rebuild allocates millions of small objects that all stay alive: the cyclic
-    # collector would rescan the growing registry again and again (a fifth of the time)
-    # for nothing it could free.
+    with _no_cyclic_gc():
+        for event in events:
+            apply_event(registry, event)
+    return registry
+
+
+def fold_values(values: Iterable[bytes], registry: Registry | None = None,
+                on_bad_record: Callable[[bytes, ContractError], None] | None = None
+                ) -> Registry:
+    """`fold_events` over the raw values of the log, as a restart reads it. Command
+    answers, most of a busy week's log, are applied straight from their JSON without
+    building an Event; the rest are decoded as usual. Same result, same counts."""
+    registry = registry if registry is not None else Registry()
+    with _no_cyclic_gc():
+        for raw in values:
+            try:
+                fields = envelope_fields(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                fields = None
+            if fields is not None and fields.type in _COMMAND_OUTCOMES:
+                registry.events_seen += 1
+                if not _stale(registry, fields.type, fields.epoch):
+                    _apply_answer(registry, fields.type, fields.command_id, fields.data,
+                                  fields.occurred_at)
+                continue
+            try:
+                event = event_from_fields(fields) if fields is not None else decode_event(raw)
+            except ContractError as exc:
+                registry.events_seen += 1
+                registry.skipped_events += 1
+                if on_bad_record is not None:
+                    on_bad_record(raw, exc)
+                continue
+            apply_event(registry, event)
+    return registry
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """A rebuild allocates millions of small objects that all stay alive: the cyclic
+    collector would rescan the growing registry again and again (a fifth of the time)
+    for nothing it could free."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for event in events:
-            apply_event(registry, event)
+        yield
     finally:
         if was_enabled:
             gc.enable()
-    return registry

@@ -39,9 +39,9 @@ from contracts.kafka_clients import (
     KafkaUnavailable,
     ensure_topics,
     make_consumer,
-    read_events,
+    read_event_values,
 )
-from contracts.registry import Registry, expired_commands, fold_events
+from contracts.registry import Registry, expired_commands, fold_values
 from contracts.settings import Settings
 from contracts.topics import topic_specs
 from worker.batch_runner import BatchRunner
@@ -437,9 +437,7 @@ class Worker:
             started = time.monotonic()
             fresh = Registry()
             try:
-                events = read_events(self.settings, from_beginning=True, strict=True,
-                                     on_bad_record=lambda _raw, _exc, r=fresh: _count_skip(r))
-                fold_events(events, fresh)
+                fold_values(read_event_values(self.settings, strict=True), fresh)
             except (KafkaException, KafkaUnavailable, EventLogUnreadable) as exc:
                 reason = f"cannot read the event log {self.settings.events_topic!r}: {exc}"
                 log.error("%s; retrying in %.0fs", reason, pause)
@@ -508,8 +506,3 @@ class Worker:
         stopper.join(SPARK_STOP_SECONDS)
         if stopper.is_alive():
             log.warning("Spark did not stop within %.0fs; exiting anyway", SPARK_STOP_SECONDS)
-
-
-def _count_skip(registry: Registry) -> None:
-    registry.events_seen += 1
-    registry.skipped_events += 1

@@ -170,3 +170,50 @@ def test_old_answers_and_old_pings_expire() -> None:
     for cid in expired:
         forget_command(registry, cid)
     assert sorted(registry.commands) == ["new-batch", "new-ping"]
+
+
+def test_folding_raw_values_equals_folding_decoded_events() -> None:
+    """The restart's fast path over raw bytes gives the registry the decoded path gives."""
+    from contracts.errors import ContractError
+    from contracts.events import decode_event
+    from contracts.registry import fold_values
+
+    def answer(cid: str, event_type: EventType, data: dict, epoch: int | None) -> bytes:
+        return make_event(event_type, command_subject(cid), "w1", data, command_id=cid,
+                          epoch=epoch).encode()
+
+    values = [
+        b"not json", b"[1, 2]", b'{"schema_version": 1, "type": "command.accepted"}',
+        answer("c1", EventType.COMMAND_ACCEPTED, {"command_type": "ping"}, 1),
+        answer("c2", EventType.COMMAND_REJECTED,
+               {"code": "CAPACITY_EXCEEDED", "message": "x", "retryable": True}, 1),
+        answer("c3", EventType.COMMAND_REJECTED, {"code": "BATCH_NOT_FOUND", "message": "x"},
+               None),
+        answer("c1", EventType.COMMAND_ACCEPTED, {"command_type": "ping", "duplicate": True}, 1),
+        make_event(EventType.WORKER_STARTED, "worker/w2", "w2", {}, epoch=2).encode(),
+        answer("stale", EventType.COMMAND_ACCEPTED, {"command_type": "ping"}, 1),
+        batch_event(record("a", BatchStatus.COMPLETED, 1), epoch=2).encode(),
+        batch_event(record("a", BatchStatus.PENDING).model_copy(
+            update={"status": BatchStatus.COMPLETED}), epoch=2).encode(),
+        answer("c4", EventType.COMMAND_ACCEPTED, {"command_type": "run_batch",
+                                                 "duplicate": True}, 2),
+    ]
+    decoded = []
+    bad_decoded = 0
+    for raw in values:
+        try:
+            decoded.append(decode_event(raw))
+        except ContractError:
+            bad_decoded += 1
+    expected = fold_events(decoded)
+    bad: list[bytes] = []
+    got = fold_values(values, on_bad_record=lambda raw, _exc: bad.append(raw))
+    assert len(bad) == bad_decoded == 3
+    assert got.commands == expected.commands
+    assert got.batches == expected.batches
+    assert got.workers == expected.workers
+    assert (got.events_seen, got.skipped_events, got.stale_events, got.epoch) == (
+        expected.events_seen + 3, expected.skipped_events + 3, expected.stale_events,
+        expected.epoch)
+    assert sorted(got.commands) == ["c1", "c3", "c4"]
+    assert got.commands["c4"].data == {"command_type": "run_batch"}
