@@ -14,14 +14,12 @@ nothing it would still do could count.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -30,24 +28,21 @@ from contracts.errors import ContractError, ErrorCode
 from contracts.events import (
     CommandRejectedData,
     EventType,
-    RegistryStats,
     command_subject,
     worker_subject,
 )
 from contracts.kafka_clients import (
-    EventLogUnreadable,
-    KafkaUnavailable,
     ensure_topics,
     make_consumer,
-    read_event_values,
 )
-from contracts.registry import Registry, expired_commands, fold_values
+from contracts.registry import Registry
 from contracts.settings import Settings
-from contracts.topics import topic_specs
 from worker.batch_runner import BatchRunner
 from worker.errors import CommandRefused
+from worker.event_log import expire_command_answers, rebuild_registry
 from worker.handlers import CommandHandlers
 from worker.health import HealthReporter
+from worker.leadership import Leadership
 from worker.publisher import EventPublisher
 from worker.signals import StopFlag, install_signal_handlers
 from worker.spark_session import SparkStarter
@@ -58,7 +53,6 @@ log = logging.getLogger(__name__)
 # Exit code of a worker that stood down because another worker became active: a
 # supervisor may start it again, as a standby.
 EXIT_LEADERSHIP_LOST = 75
-PING_ANSWER_TTL = timedelta(hours=1)
 SPARK_STOP_SECONDS = 20.0
 
 
@@ -76,17 +70,12 @@ class Worker:
         self.stop_conditions = stop_conditions or StopConditions()
         self.stop_flag = StopFlag()
         self.commands_handled = 0
-        self._assigned: list[TopicPartition] = []
+        self.leadership = Leadership(settings, stand_down=self._stand_down,
+                                     on_uncertain=self._beat_now)
         self._held: Message | None = None
         self._uncommitted: Message | None = None
         self._standby_since = time.monotonic()
-        self._leadership_lost = ""
-        self._uncertain_since: float | None = None
-        self._reachable_since: float | None = None
         self._next_heartbeat = 0.0
-        self._keepalive: threading.Thread | None = None
-        self._keepalive_stop = threading.Event()
-        self._next_leader_check = 0.0
         self._stream: StreamManager | None = None
         self._publisher: EventPublisher | None = None
         self._batches: BatchRunner | None = None
@@ -128,17 +117,18 @@ class Worker:
             )
             # Leaving the group comes last: no standby takes over while this worker
             # still drains, so no batch runs on two workers at once.
-            stack.callback(self._leave_group, consumer)                   # 5.
+            stack.callback(self.leadership.leave, consumer)               # 5.
             stack.callback(self._publish_stopped, publisher, health)      # 4.
-            consumer.subscribe([settings.commands_topic], on_assign=self._on_assign,
-                               on_revoke=self._on_revoke, on_lost=self._on_lost)
+            lead = self.leadership
+            consumer.subscribe([settings.commands_topic], on_assign=lead.on_assign,
+                               on_revoke=lead.on_revoke, on_lost=lead.on_lost)
             if not self._await_leadership(consumer, publisher, health, spark_start):
                 return self._exit_code()
             # Active now. Fence the previous writer first, then read the log to its end:
             # nothing a stale worker writes can land after what we read.
             if not publisher.activate(0, self.stop_flag.is_set):
                 return self._exit_code()
-            if not self._rebuild_registry(registry, publisher, health):
+            if not rebuild_registry(settings, registry, publisher, health, self.stop_flag):
                 return self._exit_code()
             spark = health.spark = spark_start.result()
             batches = self._batches = BatchRunner(spark, settings, publisher)
@@ -146,7 +136,7 @@ class Worker:
             stream = self._stream = StreamManager(spark, settings, publisher, health)
             health.problem_sources.append(stream.problems)
             stack.callback(self._stop_stream, stream)                     # 2.
-            stack.callback(self._hold_partition, consumer)                # 1.
+            stack.callback(self.leadership.hold, consumer)                # 1.
             handlers = CommandHandlers(settings, publisher, health, stream, batches,
                                        self.stop_flag)
             epoch = registry.epoch + 1
@@ -158,7 +148,7 @@ class Worker:
             batches.resume(registry)
             stream.resume(registry)
             self._loop(consumer, publisher, handlers, health)
-            if not self._leadership_lost:
+            if not self.leadership.lost:
                 publisher.publish(EventType.WORKER_STOPPING, worker_subject(settings.worker_id),
                                   health.snapshot("stopping"), flush=True)
         log.info("worker stopped")
@@ -171,32 +161,11 @@ class Worker:
             os._exit(self._exit_code())
         return self._exit_code()
 
-    def _hold_partition(self, consumer: Consumer) -> None:
-        """Stop taking commands but keep the partition (paused) and the group membership
-        while the stream stops and batches drain: a poller thread keeps the consumer
-        alive past max.poll.interval.ms until `_leave_group`."""
-        if self._assigned:
-            with contextlib.suppress(KafkaException):
-                consumer.pause(list(self._assigned))
-        self._keepalive_stop.clear()
-
-        def keep_alive() -> None:
-            while not self._keepalive_stop.is_set():
-                with contextlib.suppress(Exception):
-                    consumer.poll(0.5)
-
-        self._keepalive = threading.Thread(target=keep_alive, name="commands-keepalive",
-                                           daemon=True)
-        self._keepalive.start()
-
-    def _leave_group(self, consumer: Consumer) -> None:
-        self._keepalive_stop.set()
-        if self._keepalive is not None:
-            self._keepalive.join(5.0)
-        consumer.close()
-
     def _exit_code(self) -> int:
-        return EXIT_LEADERSHIP_LOST if self._leadership_lost else 0
+        return EXIT_LEADERSHIP_LOST if self.leadership.lost else 0
+
+    def _beat_now(self) -> None:
+        self._next_heartbeat = 0.0
 
     # ---- the command loop: poll, decode, dedupe, dispatch, publish, commit ----------
 
@@ -209,8 +178,7 @@ class Worker:
             msg, self._held = (self._held, None) if self._held else (consumer.poll(0.25), None)
             now = time.monotonic()
             self._periodic(publisher, health, now)
-            if self._uncertain_since is not None and now >= self._next_leader_check:
-                self._check_leadership(consumer)
+            self.leadership.check(publisher.last_commit)
             if msg is None:
                 if self._uncommitted is not None:
                     self._commit(consumer, self._uncommitted)
@@ -221,13 +189,14 @@ class Worker:
                 if msg.error().code() != KafkaError._PARTITION_EOF:
                     log.warning("command consumer: %s", msg.error())
                 continue
-            if self._leadership_lost:
-                break
+            if self.leadership.lost or self.leadership.uncertain:
+                # Fetched before the doubt began: redelivered to whoever is active.
+                continue
             last_activity = now
             self._handle(msg, publisher, handlers)
             # The answer is durable before the command is marked done.
             self._await_answer(consumer, msg, publisher, health)
-            if self._leadership_lost:
+            if self.leadership.lost:
                 break
             self._commit(consumer, msg)
             self.commands_handled += 1
@@ -240,7 +209,7 @@ class Worker:
                               worker_subject(self.settings.worker_id), health.snapshot())
             self._next_heartbeat = now + self.settings.heartbeat_seconds
         if now >= self._next_expiry:
-            self._expire_command_answers(publisher)
+            expire_command_answers(self.settings, publisher)
             self._next_expiry = now + 600
 
     def _await_answer(self, consumer: Consumer, msg: Message, publisher: EventPublisher,
@@ -256,16 +225,14 @@ class Worker:
         consumer.pause(partition)
         try:
             while not publisher.wait_acked(timeout=0.5):
-                if self.stop_flag.is_set() or publisher.fenced or self._leadership_lost:
+                if self.stop_flag.is_set() or publisher.fenced or self.leadership.lost:
                     return
                 consumer.poll(0)
-                now = time.monotonic()
-                self._periodic(publisher, health, now)
-                if self._uncertain_since is not None and now >= self._next_leader_check:
-                    self._check_leadership(consumer)
+                self._periodic(publisher, health, time.monotonic())
+                self.leadership.check(publisher.last_commit)
         finally:
             # Anything fetched while paused is fetched again from the next offset.
-            if not self._leadership_lost and self._assigned:
+            if not self.leadership.lost and self.leadership.assigned:
                 try:
                     consumer.resume(partition)
                 except KafkaException as exc:
@@ -339,57 +306,13 @@ class Worker:
 
     # ---- start-up and stop steps ---------------------------------------------------------
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # The library applies the (incremental) assignment after this callback.
-        if partitions:
-            self._assigned.extend(partitions)
-
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if self._assigned and partitions and not self.stop_flag.is_set():
-            # Another worker owns the commands now; acting on would run work twice.
-            self._stand_down("the commands partition was revoked")
-
-    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Our membership expired: either this worker was frozen or cut off and another
-        # one may be active now, or the broker itself is away and nobody is. Which one is
-        # found out from the group (see _check_leadership); meanwhile no command is taken.
-        if self._assigned and partitions and not self._leadership_lost:
-            log.warning("the commands partition was lost (group membership expired): "
-                        "checking whether another worker took over")
-            self._assigned = []
-            self._uncertain_since = time.monotonic()
-            self._next_leader_check = 0.0
-            self._next_heartbeat = 0.0  # probe the event writer's fence right away
-
-    def _check_leadership(self, consumer: Consumer) -> None:
-        """While the partition is lost. The definitive answer is the broker's: a worker
-        that took over has fenced our event writer, and the next event we write (the
-        heartbeat below, at once) fails and stands us down. If the partition comes back
-        instead (the broker was away), carry on. If the broker answers but the partition
-        stays away, another member holds it: stand down after a grace period."""
-        if self._assigned:
-            log.info("the commands partition is ours again; carrying on as the active worker")
-            self._uncertain_since = self._reachable_since = None
-            return
-        assert self._publisher is not None and self._uncertain_since is not None
-        now = time.monotonic()
-        self._next_leader_check = now + 2.0
-        committed = self._publisher.last_commit
-        if self._reachable_since is None:
-            if committed is not None and committed > self._uncertain_since:
-                self._reachable_since = now  # Kafka answers again: the group can settle
-            return
-        if now - self._reachable_since > max(30.0, 3 * self.settings.takeover_seconds):
-            self._stand_down("the commands partition did not come back although Kafka "
-                             "answers")
-
     def _stand_down(self, reason: str) -> None:
         """Leadership is gone: stop every piece of work now, without draining, and write
         nothing more (the new active worker re-runs what is unfinished)."""
-        if self._leadership_lost:
+        if self.leadership.lost:
             return
         log.warning("%s: standing down at once", reason)
-        self._leadership_lost = reason
+        self.leadership.lost = reason
         if self._publisher is not None:
             self._publisher.silence(reason)
         if self._batches is not None:
@@ -410,7 +333,7 @@ class Worker:
                 # Read in the poll that brought the assignment: handled once the registry
                 # is rebuilt, before anything else.
                 self._held = msg
-            if self._assigned:
+            if self.leadership.assigned:
                 return True
             if health.spark is None and spark_start.done():
                 health.spark = spark_start.result()  # a hot standby: Spark is up
@@ -428,62 +351,15 @@ class Worker:
                 next_beat = now + self.settings.heartbeat_seconds
         return False
 
-    def _rebuild_registry(self, registry: Registry, publisher: EventPublisher,
-                          health: HealthReporter) -> bool:
-        """Fold the whole event log into `registry`. An unreadable log (authorization,
-        metadata) is retried, never taken for an empty one. False if told to stop."""
-        pause = 1.0
-        while not self.stop_flag.is_set():
-            started = time.monotonic()
-            fresh = Registry()
-            try:
-                fold_values(read_event_values(self.settings, strict=True), fresh)
-            except (KafkaException, KafkaUnavailable, EventLogUnreadable) as exc:
-                reason = f"cannot read the event log {self.settings.events_topic!r}: {exc}"
-                log.error("%s; retrying in %.0fs", reason, pause)
-                publisher.publish_standby(EventType.WORKER_HEARTBEAT,
-                                          worker_subject(self.settings.worker_id),
-                                          health.snapshot("starting").model_copy(
-                                              update={"degraded_reasons": [reason]}))
-                self.stop_flag.wait(pause)
-                pause = min(pause * 2, 30.0)
-                continue
-            registry.__dict__.update(fresh.__dict__)
-            seconds = time.monotonic() - started
-            health.registry_stats = RegistryStats(
-                events=registry.events_seen, skipped_events=registry.skipped_events,
-                stale_events=registry.stale_events, batches=len(registry.batches),
-                seconds=round(seconds, 3))
-            log.info("registry rebuilt from %d events in %.2fs: %d batches, %d skipped, "
-                     "%d stale", registry.events_seen, seconds, len(registry.batches),
-                     registry.skipped_events, registry.stale_events)
-            return True
-        return False
-
-    def _expire_command_answers(self, publisher: EventPublisher) -> None:
-        """Tombstone `command/<id>` answers older than the commands topic's retention:
-        such a command can no longer be redelivered, so its answer is dead weight on the
-        compacted log (and in every rebuild). Pings (health checks, harmless to answer
-        again) go after an hour, so they never pile up keys."""
-        spec = next(s for s in topic_specs(self.settings)
-                    if s.name == self.settings.commands_topic)
-        retention = timedelta(milliseconds=int(spec.config.get("retention.ms", 7 * 86_400_000)))
-        expired = expired_commands(publisher.registry, datetime.now(UTC), retention,
-                                   PING_ANSWER_TTL)
-        for command_id in expired:
-            publisher.publish_tombstone(command_subject(command_id))
-        if expired:
-            log.info("tombstoned %d command answers older than %s", len(expired), retention)
-
     def _stop_stream(self, stream: StreamManager) -> None:
-        stream.shutdown(timeout=0.0 if self._leadership_lost else 60.0)
+        stream.shutdown(timeout=0.0 if self.leadership.lost else 60.0)
 
     def _drain_batches(self, batches: BatchRunner) -> None:
         timeout = self.stop_flag.drain_timeout
         batches.shutdown(self.settings.drain_timeout_seconds if timeout is None else timeout)
 
     def _publish_stopped(self, publisher: EventPublisher, health: HealthReporter) -> None:
-        if self._leadership_lost or publisher.epoch is None:
+        if self.leadership.lost or publisher.epoch is None:
             publisher.close(timeout=0.0)
             return
         publisher.publish(EventType.WORKER_STOPPED, worker_subject(self.settings.worker_id),
