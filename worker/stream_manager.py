@@ -1,11 +1,9 @@
-"""The streaming ingest: Kafka `transactions-stream` -> Delta, exactly once, in `streaming-pool`.
+"""The streaming ingest's life cycle: Kafka `transactions-stream` -> Delta, exactly once,
+in `streaming-pool`.
 
-Each micro-batch (foreachBatch) parses with the contract, appends valid rows to
-`stream/transactions` and invalid ones to `stream/quarantine` (+ the DLQ topic), hands the
-dashboard windows it touched to the dashboard refresher (which upserts them off the ingest
-path) and publishes `stream.progress`. Delta idempotent writes
-(txnAppId = this checkpoint's id, txnVersion = micro-batch id) make a replayed batch a
-no-op, so a restart or a `kill -9` neither loses nor duplicates rows.
+Starts, stops, restarts (from the checkpoint, when the query dies of a transient fault)
+and reports the one Structured Streaming query; what a micro-batch writes is
+`worker.micro_batch`. After each micro-batch it publishes `stream.progress`.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,18 +31,16 @@ from contracts.events import (
 )
 from contracts.registry import Registry
 from contracts.settings import Settings
-from contracts.timeutil import as_utc
-from worker.analytics import AffectedWindows, affected_windows
 from worker.dashboard import DashboardUpdater
 from worker.dashboard_refresher import DashboardRefresher
 from worker.dlq import DlqForwarder
 from worker.errors import CommandRefused, short_message
 from worker.health import HealthReporter
 from worker.input_guard import check_source_topic
+from worker.micro_batch import MicroBatchWriter, log_trigger_overhead
 from worker.publisher import EventPublisher
 from worker.spark_session import STREAMING_POOL
 from worker.storage import StoragePaths
-from worker.transaction_parser import REASON, contract_columns, parse_transactions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -53,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM_NAME = "transactions"
-WATERMARK = timedelta(minutes=10)
 # A query that dies (the broker went away, a transient I/O error) is restarted from its
 # checkpoint with growing pauses; only failing for this long without one good
 # micro-batch in between makes it `stream.failed`.
@@ -82,7 +77,7 @@ class StreamManager:
         self._query: StreamingQuery | None = None
         self._options: dict[str, Any] = {}
         self._stop_reason = ""
-        self._max_event_time: datetime | None = None
+        self._writer = MicroBatchWriter(self.paths)
         self._started_at: datetime | None = None
         self._totals = {"written": 0, "quarantined": 0}
         self._dashboard = DashboardUpdater(spark, self.paths)
@@ -378,10 +373,10 @@ class StreamManager:
                 # Not committed: the next start replays this micro-batch from its offsets.
                 raise StreamStopping(f"micro-batch {batch_id} not started: the stream stops")
             started = time.monotonic()
-            stats = self._write_batch(df, batch_id, app_id)
+            stats = self._writer.write(df, batch_id, app_id, self._refresher, self._dlq)
             duration = time.monotonic() - started
         if log.isEnabledFor(logging.DEBUG) and self._query is not None:
-            _log_trigger_overhead(self._query)
+            log_trigger_overhead(self._query)
         if stats is None:
             return
         self._totals["written"] += stats["valid"]
@@ -407,127 +402,8 @@ class StreamManager:
         self.health.update_stream(last_progress=progress.model_dump(mode="json"))
         self.publisher.publish(EventType.STREAM_PROGRESS, self.progress_subject, progress)
 
-    def _write_batch(self, df: DataFrame, batch_id: int, app_id: str) -> dict[str, Any] | None:
-        from pyspark import StorageLevel
-        from pyspark.sql import functions as F
-
-        parsed = parse_transactions(df).persist(StorageLevel.MEMORY_AND_DISK)
-        steps = _StepTimer(batch_id)
-        is_valid = F.col(REASON).isNull()
-        ts = F.col("event_timestamp")
-        # Rows older than the watermark still land in the table, but no longer move the
-        # dashboard; they are counted in progress instead.
-        watermark = self._max_event_time - WATERMARK if self._max_event_time else None
-        is_late = F.lit(False) if watermark is None else ts < F.lit(watermark)
-        on_time = F.when(is_valid & ~is_late, ts)
-        try:
-            # One job answers every question the batch needs before writing.
-            counts = (
-                parsed.groupBy("partition")
-                .agg(
-                    F.count(F.lit(1)).alias("n"),
-                    F.sum(F.when(is_valid, 1).otherwise(0)).alias("valid"),
-                    F.sum(F.when(is_valid & is_late, 1).otherwise(0)).alias("late"),
-                    F.max("offset").alias("max_offset"),
-                    F.max(F.when(is_valid, ts)).alias("max_event"),
-                    F.min(on_time).alias("min_on_time"),
-                    F.max(on_time).alias("max_on_time"),
-                )
-                .collect()
-            )
-            steps.mark("parse+count")
-            if not counts:
-                return None
-            valid_n = sum(int(r["valid"]) for r in counts)
-            invalid_n = sum(int(r["n"]) for r in counts) - valid_n
-            offsets = {str(r["partition"]): int(r["max_offset"]) + 1 for r in counts}
-            txn = {"txnAppId": app_id, "txnVersion": str(batch_id)}
-            late = 0
-            if valid_n:
-                valid = parsed.where(F.col(REASON).isNull()).select(
-                    *[c for c in contract_columns() if c not in ("processing_timestamp",)],
-                )
-                valid = valid.withColumn("processing_timestamp", F.current_timestamp()) \
-                    .withColumn("event_date", F.to_date("event_timestamp")) \
-                    .select(*contract_columns(), "event_date")
-                (valid.write.format("delta").mode("append").partitionBy("event_date")
-                 .options(**txn).save(str(self.paths.transactions)))
-                steps.mark("transactions")
-                late = sum(int(r["late"]) for r in counts)
-                span = self._dashboard_span(counts)
-                if span is not None and self._refresher is not None:
-                    # On disk before Spark commits this micro-batch's offsets.
-                    self._refresher.submit(span)
-            if invalid_n:
-                self._quarantine(parsed.where(F.col(REASON).isNotNull()), txn, steps)
-            steps.log()
-            return {"valid": valid_n, "invalid": invalid_n, "offsets": offsets, "late": late}
-        finally:
-            parsed.unpersist()
-
-    def _quarantine(self, invalid: DataFrame, txn: dict[str, str], steps: _StepTimer) -> None:
-        from pyspark.sql import functions as F
-
-        rows = invalid.select(
-            F.col("key").alias("raw_key"),
-            F.col("value").alias("raw_value"),
-            F.col(REASON).alias("reason"),
-            "topic",
-            "partition",
-            "offset",
-            F.col("timestamp").alias("kafka_timestamp"),
-            F.current_timestamp().alias("quarantined_at"),
-        )
-        rows.write.format("delta").mode("append").options(**txn).save(str(self.paths.quarantine))
-        steps.mark("quarantine")
-        # The DLQ carries the original bytes, with headers naming the error and the origin;
-        # a DLQ that cannot take them is owed the copies, never a reason to stop.
-        if self._dlq is not None:
-            self._dlq.forward(rows, int(txn["txnVersion"]))
-        steps.mark("dlq")
-
-    def _dashboard_span(self, counts: list[Any]) -> AffectedWindows | None:
-        """The dashboard windows this batch's on-time rows fall into; moves the watermark."""
-        lows = [r["min_on_time"] for r in counts if r["min_on_time"] is not None]
-        highs = [r["max_on_time"] for r in counts if r["max_on_time"] is not None]
-        span = affected_windows(as_utc(min(lows)), as_utc(max(highs))) if lows else None
-        newest = max((r["max_event"] for r in counts if r["max_event"] is not None),
-                     default=None)
-        if newest is not None and (self._max_event_time is None
-                                   or as_utc(newest) > self._max_event_time):
-            self._max_event_time = as_utc(newest)
-        return span
-
-
 class StreamStopping(Exception):
     """Raised inside a micro-batch that begins after a stop was requested."""
-
-
-class _StepTimer:
-    """Durations of a micro-batch's steps, logged at debug level for profiling."""
-
-    def __init__(self, batch_id: int) -> None:
-        self.batch_id = batch_id
-        self.last = time.monotonic()
-        self.steps: list[str] = []
-
-    def mark(self, name: str) -> None:
-        now = time.monotonic()
-        self.steps.append(f"{name}={now - self.last:.2f}s")
-        self.last = now
-
-    def log(self) -> None:
-        log.debug("micro-batch %d: %s", self.batch_id, " ".join(self.steps))
-
-
-def _log_trigger_overhead(query: StreamingQuery) -> None:
-    """Spark's own timings of the previous trigger (offset fetch, WAL, commit), for
-    profiling what a micro-batch costs outside foreachBatch."""
-    progress = query.lastProgress
-    if progress:
-        durations = progress.get("durationMs") or {}
-        log.debug("trigger %s: %s", progress.get("batchId"),
-                  " ".join(f"{k}={v}ms" for k, v in sorted(durations.items())))
 
 
 def _checkpoint_app_id(checkpoint: Any) -> str:
