@@ -34,7 +34,7 @@ from contracts.registry import Registry
 from contracts.settings import Settings
 from worker.analytics import ANALYSES, analyses_for
 from worker.batch_sources import apply_filters, read_source
-from worker.errors import CommandRefused, is_source_error, short_message
+from worker.errors import CommandRefused, is_source_error, is_transient, short_message
 from worker.publisher import EventPublisher
 from worker.spark_session import BATCH_POOL
 from worker.storage import StoragePaths
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 # After the drain timeout, cancelled Spark jobs get this long to end before the worker
 # leaves them behind (documented in the README's shutdown bound).
 CANCEL_MARGIN_SECONDS = 10.0
+# A batch that failed transiently runs again after this many seconds times its attempts.
+RETRY_PAUSE_SECONDS = 10.0
 
 
 class BatchCancelled(Exception):
@@ -246,6 +248,10 @@ class BatchRunner:
             if status is None:  # interrupted by shutdown: pending again for the next worker
                 self._publish(_interrupted(record))
                 return
+            if is_transient(exc) and record.attempts < self.settings.batch_max_attempts \
+                    and not self._shutting_down.is_set():
+                self._retry_later(record, payload, error)
+                return
         finally:
             sc.removeJobTag(tag)
             with self._lock:
@@ -256,6 +262,26 @@ class BatchRunner:
             "duration_seconds": round((finished - started).total_seconds(), 3),
         }))
         log.info("batch %s %s", batch_id, status)
+
+    def _retry_later(self, record: BatchRecord, payload: RunBatchPayload,
+                     error: ErrorInfo | None) -> None:
+        """A transient failure (Kafka unreachable, a timeout): pending again, with the
+        failed attempt counted, and run again after a pause that grows per attempt."""
+        delay = RETRY_PAUSE_SECONDS * record.attempts
+        log.warning("batch %s attempt %d failed transiently (%s); retrying in %.0fs",
+                    record.batch_id, record.attempts, error.message if error else "",
+                    delay)
+        pending = self._publish(record.model_copy(update={
+            "status": BatchStatus.PENDING, "error": error}))
+
+        def again() -> None:
+            if not self._shutting_down.is_set() and record.batch_id not in \
+                    self._cancel_requested:
+                self._schedule(pending, payload)
+
+        timer = threading.Timer(delay, again)
+        timer.daemon = True
+        timer.start()
 
     def _execute(self, batch_id: str, payload: RunBatchPayload, attempt: int) -> dict[str, Any]:
         from pyspark.sql import functions as F

@@ -43,6 +43,29 @@ def is_source_error(exc: BaseException) -> bool:
     return java_class is not None and java_class.startswith("org.apache.kafka.")
 
 
+# Kafka client errors that pass: the broker away, a leader moving, a request timing out.
+_TRANSIENT_JAVA = {
+    "org.apache.kafka.common.errors.TimeoutException",
+    "org.apache.kafka.common.errors.DisconnectException",
+    "org.apache.kafka.common.errors.NetworkException",
+    "org.apache.kafka.common.errors.NotLeaderOrFollowerException",
+    "org.apache.kafka.common.errors.LeaderNotAvailableException",
+    "org.apache.kafka.common.errors.CoordinatorNotAvailableException",
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that a later attempt may not meet (Kafka unreachable or timing out)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        err: KafkaError = exc.args[0]
+        return err.retriable() or err.code() in (
+            KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+            KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT)
+    return _java_class(exc) in _TRANSIENT_JAVA
+
+
 def _spark_condition(exc: BaseException) -> str | None:
     try:
         from pyspark.errors import PySparkException
@@ -55,7 +78,8 @@ def _spark_condition(exc: BaseException) -> str | None:
 
 def _java_class(exc: BaseException) -> str | None:
     """The class of the Java exception behind a Py4J error, and of its root cause."""
-    java = getattr(exc, "java_exception", None)
+    # Py4J's raw error keeps it as `java_exception`, PySpark's captured ones as `_origin`.
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
     if java is None:
         return None
     try:
@@ -69,7 +93,7 @@ def _java_class(exc: BaseException) -> str | None:
 def short_message(exc: BaseException, limit: int = 1000) -> str:
     """The first line of an exception, for events: enough to act on, never a trace.
     A raw Py4J error says only which call failed; the Java exception says why."""
-    java = getattr(exc, "java_exception", None)
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
     if java is not None:
         try:
             cause = java
