@@ -266,22 +266,29 @@ class BatchRunner:
     def _retry_later(self, record: BatchRecord, payload: RunBatchPayload,
                      error: ErrorInfo | None) -> None:
         """A transient failure (Kafka unreachable, a timeout): pending again, with the
-        failed attempt counted, and run again after a pause that grows per attempt."""
+        failed attempt counted, and run again once Kafka has taken an event since the
+        failure (an outage does not burn the attempts) and a pause that grows per
+        attempt has passed."""
+        failed_at = time.monotonic()
         delay = RETRY_PAUSE_SECONDS * record.attempts
-        log.warning("batch %s attempt %d failed transiently (%s); retrying in %.0fs",
-                    record.batch_id, record.attempts, error.message if error else "",
-                    delay)
+        log.warning("batch %s attempt %d failed transiently (%s); retrying in %.0fs or "
+                    "once Kafka answers again", record.batch_id, record.attempts,
+                    error.message if error else "", delay)
         pending = self._publish(record.model_copy(update={
             "status": BatchStatus.PENDING, "error": error}))
 
         def again() -> None:
-            if not self._shutting_down.is_set() and record.batch_id not in \
-                    self._cancel_requested:
-                self._schedule(pending, payload)
+            deadline = failed_at + delay
+            while not self._shutting_down.wait(1.0):
+                if record.batch_id in self._cancel_requested:
+                    return
+                committed = self.publisher.last_commit
+                if time.monotonic() >= deadline and committed is not None \
+                        and committed > failed_at:
+                    self._schedule(pending, payload)
+                    return
 
-        timer = threading.Timer(delay, again)
-        timer.daemon = True
-        timer.start()
+        threading.Thread(target=again, name=f"retry-{record.batch_id}", daemon=True).start()
 
     def _execute(self, batch_id: str, payload: RunBatchPayload, attempt: int) -> dict[str, Any]:
         from pyspark.sql import functions as F
