@@ -62,7 +62,10 @@ def is_transient(exc: BaseException) -> bool:
         err: KafkaError = exc.args[0]
         return err.retriable() or err.code() in (
             KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
-            KafkaError._MSG_TIMED_OUT, KafkaError.REQUEST_TIMED_OUT)
+            KafkaError._MSG_TIMED_OUT, KafkaError._RESOLVE, KafkaError.REQUEST_TIMED_OUT,
+            KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+            KafkaError.BROKER_NOT_AVAILABLE, KafkaError.NETWORK_EXCEPTION,
+            KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR)
     return _java_class(exc) in _TRANSIENT_JAVA
 
 

@@ -10,6 +10,8 @@ from worker.errors import SourceError, is_source_error, is_transient, short_mess
 def test_kafka_transport_failures_are_transient() -> None:
     assert is_transient(KafkaException(KafkaError(KafkaError._TRANSPORT)))
     assert is_transient(KafkaException(KafkaError(KafkaError._ALL_BROKERS_DOWN)))
+    # what a broker in controlled shutdown answers
+    assert is_transient(KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION)))
     assert not is_transient(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
 
 
