@@ -40,6 +40,9 @@ def build_session(settings: Settings, app_name: str = "pipeline-worker") -> Spar
         .config("spark.scheduler.mode", "FAIR")
         .config("spark.scheduler.allocation.file", str(FAIR_SCHEDULER_FILE))
         .config("spark.sql.session.timeZone", "UTC")
+        # A record with a repeated key keeps the last value, as the contract's decoder does
+        # (worker.transaction_parser), instead of failing to parse.
+        .config("spark.sql.variant.allowDuplicateKeys", "true")
         # Small data on few cores suffers from 200 shuffle partitions.
         .config("spark.sql.shuffle.partitions", str(max(cores, 2)))
         .config("spark.sql.adaptive.enabled", "true")
