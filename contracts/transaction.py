@@ -108,8 +108,8 @@ MAX_DOUBLE = sys.float_info.max
 """Upper bound of every unbounded number: the stored column is a double, and a JSON number
 beyond it (1e400) is rejected by the schema in every language instead of becoming inf."""
 
-_YEAR = "(?:19|2[0-9])[0-9]{2}"
-_LEAP_YEAR = "(?:(?:19|2[0-9])(?:0[48]|[2468][048]|[13579][26])|2[048]00)"
+_YEAR = "(?:19|2[01])[0-9]{2}"
+_LEAP_YEAR = "(?:(?:19|2[01])(?:0[48]|[2468][048]|[13579][26])|2000)"
 _MONTH_DAY = (
     "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
     "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
@@ -127,8 +127,9 @@ any JSON Schema validator alike.
   microsecond), and an optional `Z` or `+hh:mm`/`-hh:mm` offset up to 18:00; no offset
   means UTC.
 - The calendar is part of the pattern: no February 30, no February 29 outside leap years,
-  no month 13, no hour 24, no leap second. Years run from 1900 to 2999, so converting any
-  accepted timestamp to UTC stays inside every engine's date range.
+  no month 13, no hour 24, no leap second. Years run from 1900 to 2199: any accepted
+  timestamp, in UTC, fits a nanosecond timestamp (1677-2262), which is how Arrow and pandas
+  read the INT96 timestamps Spark writes to Delta.
 - ECMA-262 syntax only (what JSON Schema patterns are), ASCII `[0-9]` rather than `\d`
   (which matches other digits in Python), and a true end of input `(?![\s\S])`: `$`
   would also match before a trailing newline in Python and Java.

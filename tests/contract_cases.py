@@ -220,8 +220,11 @@ def _cases() -> list[Case]:
         ("ts trailing newline", record(event_timestamp="2025-01-15T14:32:07Z\n"), False),
         ("ts leading space", record(event_timestamp=" 2025-01-15T14:32:07Z"), False),
         ("ts year 1899", record(event_timestamp="1899-12-31T23:59:59Z"), False),
-        ("ts year 2999", record(event_timestamp="2999-12-31T23:59:59Z"), True),
-        ("ts year 3000", record(event_timestamp="3000-01-01T00:00:00Z"), False),
+        ("ts year 2199", record(event_timestamp="2199-12-31T23:59:59-18:00"), True),
+        ("ts year 2200", record(event_timestamp="2200-01-01T00:00:00Z"), False),
+        ("ts year 2999", record(event_timestamp="2999-12-31T23:59:59Z"), False),
+        ("ts 2100-02-29", record(event_timestamp="2100-02-29T00:00:00Z"), False),
+        ("ts 1900-01-01+18:00", record(event_timestamp="1900-01-01T00:00:00+18:00"), True),
         ("ts epoch number", record(event_timestamp=1736951527), False),
         ("ts missing", record(event_timestamp=MISSING), False),
         ("processing_timestamp set", record(processing_timestamp="2025-01-15T14:33:00Z"),
@@ -284,7 +287,7 @@ def timestamps(draw: st.DrawFn) -> str:
     """ISO-8601 text the pattern admits, about half of it with one part pushed over an
     edge: the calendar (Feb 29, day 31, month 13), hour 24, second 60, the separator,
     the fraction's length, the offset's form and range, a trailing newline."""
-    year = draw(st.integers(1900, 2999))
+    year = draw(st.integers(1900, 2199))
     month = draw(st.integers(1, 12))
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     days = calendar_days(month, leap)
@@ -300,7 +303,8 @@ def timestamps(draw: st.DrawFn) -> str:
     }
     if draw(st.booleans()):
         part, value = draw(st.sampled_from([
-            ("year", "1899"), ("year", "3000"), ("year", "0099"), ("year", "20250"),
+            ("year", "1899"), ("year", "2200"), ("year", "2262"), ("year", "0099"),
+            ("year", "20250"),
             ("month", "00"), ("month", "13"), ("day", "00"), ("day", f"{days + 1:02d}"),
             ("day", "29"), ("day", "30"), ("day", "31"), ("day", "32"),
             ("hour", "24"), ("minute", "60"), ("second", "60"), ("sep", "t"), ("sep", "_"),
