@@ -333,7 +333,7 @@ def _value_for(name: str) -> st.SearchStrategy[Any]:
 @st.composite
 def perturbed_records(draw: st.DrawFn, base: Callable[[int], dict[str, Any]]) -> bytes:
     """A valid record (from `base(seed)`) with zero to three fields changed or removed,
-    and maybe an unknown field, encoded as JSON."""
+    maybe an unknown field, and maybe a key repeated before or after the others."""
     event = dict(base(draw(st.integers(0, 10_000))))
     for name in draw(st.lists(st.sampled_from(TRANSACTION_FIELDS), max_size=3, unique=True)):
         action = draw(st.sampled_from(["replace", "replace", "replace", "delete", "null"]))
@@ -345,4 +345,12 @@ def perturbed_records(draw: st.DrawFn, base: Callable[[int], dict[str, Any]]) ->
             event[name] = draw(_value_for(name))
     if draw(st.booleans()):
         event[draw(st.sampled_from(["extra", "Quantity", "note"]))] = draw(_JSON)
-    return orjson.dumps(event)
+    raw = orjson.dumps(event)
+    where = draw(st.sampled_from([None, None, "first", "last"]))
+    if where is not None and len(raw) > 2:
+        # The same key twice: the last one counts.
+        name = draw(st.sampled_from(TRANSACTION_FIELDS))
+        member = orjson.dumps({name: draw(_value_for(name))})[1:-1]
+        raw = (b"{" + member + b"," + raw[1:] if where == "first"
+               else raw[:-1] + b"," + member + b"}")
+    return raw

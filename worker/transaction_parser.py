@@ -4,16 +4,18 @@ The published JSON Schema decides what is valid, and every check here is derived
 (`contracts.spark_schema.FIELD_RULES`), so the stream, the pydantic model and any JSON
 Schema validator give the same verdict on every record.
 
-That needs each field's JSON type, which `from_json` hides: a STRING field takes any token
-as text, so `"customer_id": 42` and `"customer_id": "42"` look alike. So the value is
-read twice, in one pass over the rows:
+That needs each field's JSON type, which `from_json` blurs: a STRING field takes any token
+as text, so `"customer_id": 42` and `"customer_id": "42"` look alike. So the value is read
+twice, in one pass over the rows:
 
-- `try_parse_json` (VARIANT) of `[value]` says whether the bytes are exactly one JSON
-  object, and `schema_of_variant` gives each field's JSON type (STRING, BIGINT,
-  DECIMAL(p,s), DOUBLE, BOOLEAN, VOID for null, OBJECT<...>, ARRAY<...>);
-- `from_json` with every field as STRING gives each field's text: a string's content or a
-  number's literal, which is then cast. Reading the values out of the VARIANT instead
-  costs an interpreted `Cast` per value, several times slower.
+- `from_json` gives each field's value: strings as text, numbers as DOUBLE and booleans as
+  BOOLEAN, which come out null for a token of any other type;
+- `try_parse_json` of `[value]` (a VARIANT) says whether the bytes are exactly one JSON
+  value, strictly as RFC 8259 has it, and knows every field's JSON type. Asking it
+  (`schema_of_variant`) costs a VARIANT per field, so it is asked only when `from_json`
+  leaves the type open: a null number or boolean (absent, null, or of another type?), or
+  a string field whose text looks like what `from_json` makes of a number, a boolean, an
+  object or an array.
 
 Duplicate keys keep the last value, as orjson (the model's decoder) does: see
 `allow_duplicate_keys`.
@@ -34,9 +36,10 @@ REASON = "_reason"
 NOT_AN_OBJECT = "not a JSON object"
 DUPLICATE_KEYS_CONF = "spark.sql.variant.allowDuplicateKeys"
 
-_DOC = "_doc"  # VARIANT of `[value]`: an array holding exactly the record, when valid
-_TEXT = "_text"  # the record's fields as JSON text (from_json, all STRING)
-_FIELDS = "_fields"  # the record's fields as VARIANTs (null unless the record is an object)
+_JSON = "_json"  # the record's fields from `from_json` (strings, doubles, booleans)
+# from_json's corrupt-record column: set when any token had the wrong type (or when the
+# record has a key of this name, which only sends it down the exact, slower path).
+_CONVERSION_FAILED = "_conversion_failed"
 _NOT_OBJECT = "_not_object"  # the value is not exactly one JSON object
 _KINDS = "_kinds"  # per field: absent, of the right JSON type, or of another (one struct)
 _INT32 = (-(2**31), 2**31 - 1)
@@ -44,6 +47,15 @@ _INT32 = (-(2**31), 2**31 - 1)
 # the type's name, which the checks would otherwise read and compare many times a row).
 _ABSENT, _RIGHT_TYPE, _WRONG_TYPE = 0, 1, 2
 _NUMBER_TYPES = ("BIGINT", "DOUBLE")  # and DECIMAL(p,s)
+_JSON_SPACE = " \t\r\n"
+_FROM_JSON_TYPES = {"string": "STRING", "timestamp": "STRING", "integer": "DOUBLE",
+                    "double": "DOUBLE", "boolean": "BOOLEAN"}
+# What `from_json` makes of a token that is not a string, in a STRING field: an integer's
+# digits, a double as Java prints it (`100.0` for 1e2, `1.5E10`, `"Infinity"` quoted),
+# `true`, `false`, or the compact JSON of an object or array. A text unlike all of these
+# was a JSON string; one like them may have been, and its JSON type is looked up.
+_MAYBE_NOT_A_STRING = (r'^(?:-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false'
+                       r'|["\[{][\s\S]*)(?![\s\S])')
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -68,24 +80,22 @@ def parse_transactions(df: DataFrame, value_col: str = "value") -> DataFrame:
     """
     allow_duplicate_keys(df.sparkSession)
     e = _expressions(value_col)
-    # One step per dependency, each dropping what the next no longer needs. Few columns
-    # per step keep the generated code fast: whole-stage code generation is off for a
-    # step with more than 100 fields (nested ones included), and a step whose input
-    # columns overflow a Java method's parameters is inlined into one huge method that
-    # the JIT leaves at its slow tiers. Hence the 31 kinds travel as one struct.
-    return (df.select("*", e.doc.alias(_DOC), e.text.alias(_TEXT))
-            .select(*df.columns, _TEXT, e.fields.alias(_FIELDS),
-                    e.not_object.alias(_NOT_OBJECT))
-            .select(*df.columns, _TEXT, _NOT_OBJECT, e.kinds.alias(_KINDS))
+    # Three steps, each dropping what the next no longer needs, shaped for the JIT:
+    # - everything that reads the JSON in one step: `from_json` cannot be compiled into a
+    #   whole stage anyway, and out of one Spark splits the 31 kinds into small methods
+    #   (inside one it inlines them into a method too large to compile well, ~2x slower);
+    #   both parses are written once in it and computed once (common subexpressions);
+    # - the typed values, then the reason: whole-stage code, with few input columns (the
+    #   kinds travel as one struct) so each step's code stays in a method of its own.
+    return (df.select("*", e.json.alias(_JSON), e.not_object.alias(_NOT_OBJECT),
+                      e.kinds.alias(_KINDS))
             .select(*df.columns, _NOT_OBJECT, _KINDS, *e.typed)
             .select(*df.columns, *contract_columns(), e.reason.alias(REASON)))
 
 
 @dataclass(frozen=True)
 class _ParseExpressions:
-    doc: Column
-    text: Column
-    fields: Column
+    json: Column
     not_object: Column
     kinds: Column
     typed: list[Column]
@@ -109,37 +119,11 @@ def _expressions(value_col: str) -> _ParseExpressions:
     return _BUILT[key]
 
 
-# What `from_json` makes of tokens that are not strings: the text of a number, a boolean,
-# an object or an array. A field whose every valid value is unlike all of them (a closed
-# set of words, or a pattern none of these match) needs no JSON type: its value check
-# rejects them anyway. That spares the costliest step, the VARIANT per field, for a third
-# of the fields. `_typed_by_text` checks the claim for each such field.
-_NOT_STRING_TEXTS = ("0", "-1", "1.5", "2e5", "2025", "true", "false", "{}", "[]",
-                     '{"a":"USD"}', '["USD"]')
-_JSON_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
-
-
-def _typed_by_text(rule: FieldRule) -> bool:
-    """A string field whose allowed values no non-string token's text can be."""
-    if rule.json_type != "string":
-        return False
-    if rule.allowed:
-        return not any(v in ("true", "false") or v[:1] in "{[" or _JSON_NUMBER.match(v)
-                       for v in rule.allowed)
-    if rule.pattern:
-        if any(re.search(rule.pattern, t) for t in _NOT_STRING_TEXTS):
-            raise ValueError(f"{rule.name}: pattern matches a non-string token's text")
-        return True
-    return False
-
-
-def _kind(rule: FieldRule, fields: Column, text: Column) -> Column:
-    """Absent (or null), of the JSON type the field's schema asks for, or of another."""
+def _json_type_kind(rule: FieldRule, doc: Column) -> Column:
+    """The field's kind from its JSON type in the VARIANT: the exact, costlier answer."""
     from pyspark.sql import functions as F
 
-    if _typed_by_text(rule):
-        return F.when(text.isNull(), F.lit(_ABSENT)).otherwise(F.lit(_RIGHT_TYPE))
-    json_type = F.schema_of_variant(fields[rule.name])  # one expression: computed once
+    json_type = F.schema_of_variant(F.variant_get(doc, f"$[0].{rule.name}", "variant"))
     if rule.json_type == "string":
         right = json_type == "STRING"
     elif rule.json_type == "boolean":
@@ -150,20 +134,44 @@ def _kind(rule: FieldRule, fields: Column, text: Column) -> Column:
             .when(right, F.lit(_RIGHT_TYPE)).otherwise(F.lit(_WRONG_TYPE)))
 
 
-def _typed(rule: FieldRule, text: Column, has_type: Column) -> tuple[Column, Column | None]:
-    """The stored value (null unless valid in type) and, for integers, the JSON number."""
+def _kind(rule: FieldRule, value: Column, failed: Column, doc: Column) -> Column:
+    """Absent (or null), of the JSON type the field's schema asks for, or of another.
+
+    `value` is the field from `from_json`, `failed` its corrupt-record column. CASE
+    evaluates the VARIANT lookup only for the rows that reach it.
+    """
     from pyspark.sql import functions as F
 
-    if rule.spark_type == "string":
+    if rule.json_type == "string":
+        # Such a text starts with `"`, `-`, a digit, `[` or `{` (or is true/false): a few
+        # byte-wise comparisons rule most strings out, with no allocation, and only the
+        # rest meets the pattern (which copies the text into a Java string).
+        first_may_fit = ((value < ":") | (value >= "{") | ((value >= "[") & (value < "\\"))
+                         | value.isin("true", "false"))
+        may_be_other = first_may_fit & value.rlike(_MAYBE_NOT_A_STRING)
+        return (F.when(value.isNull(), F.lit(_ABSENT))
+                .when(~may_be_other, F.lit(_RIGHT_TYPE))
+                .otherwise(_json_type_kind(rule, doc)))
+    # A DOUBLE or BOOLEAN field of from_json is null for a token of another type, but a
+    # repeated key keeps an earlier good value over a later bad one (`{"q": 2, "q": "x"}`):
+    # any failed token flags the record, and a flagged record's types are looked up.
+    return (F.when(value.isNotNull() & failed.isNull(), F.lit(_RIGHT_TYPE))
+            .otherwise(_json_type_kind(rule, doc)))
+
+
+def _typed(rule: FieldRule, text: Column, has_type: Column) -> tuple[Column, Column | None]:
+    """The stored value (null unless valid in type) and, for integers, the JSON number.
+
+    `text` is the field from `from_json`: text for strings and timestamps, a double for
+    numbers (rounded as any JSON decoder rounds), a boolean for booleans.
+    """
+    from pyspark.sql import functions as F
+
+    if rule.spark_type in ("string", "boolean", "double"):
         return F.when(has_type, text), None
-    if rule.spark_type == "boolean":
-        return F.when(has_type, text == "true"), None
-    if rule.spark_type == "double":
-        # The text is a JSON number literal here; the cast rounds it as a JSON decoder does.
-        return F.when(has_type, text.try_cast("double")), None
     if rule.spark_type == "integer":
         # JSON Schema's integer is any number with a zero fraction: 5, 5.0 and 1e2.
-        number = F.when(has_type, text.try_cast("double"))
+        number = F.when(has_type, text)
         whole = (number == F.rint(number)) & number.between(*_INT32)
         return F.when(whole, number.cast("int")), number
     if rule.spark_type == "timestamp":
@@ -228,17 +236,21 @@ def _build_expressions(value_col: str) -> _ParseExpressions:
         if not _SAFE_NAME.match(rule.name):
             raise ValueError(f"field name {rule.name!r} would need quoting in Spark schemas")
     text = F.col(value_col).cast("string")
-    strings = ", ".join(f"`{r.name}` STRING" for r in FIELD_RULES)
-    variants = ", ".join(f"{r.name}: VARIANT" for r in FIELD_RULES if not _typed_by_text(r))
-    doc = F.col(_DOC)
-    # Each field as a VARIANT, for its JSON type; null unless `$[0]` is an object.
-    fields = F.try_variant_get(doc, "$[0]", f"struct<{variants}>")
-    # `[value]` parses only if the value is JSON, and `$[1]` is absent only if it is one
-    # value. Spark ignores text after the array's closing bracket, though: `{...}] x` still
-    # parses. Wrapped in an object instead, that text would have to close the object,
-    # which a `]` cannot, so a second parse (only of values holding a `]`) catches it.
+    schema = ", ".join([*(f"`{r.name}` {_FROM_JSON_TYPES[r.spark_type]}" for r in FIELD_RULES),
+                        f"`{_CONVERSION_FAILED}` STRING"])
+    doc = F.try_parse_json(F.concat(F.lit("["), text, F.lit("]")))
+    json = F.from_json(text, schema, {"allowNonNumericNumbers": "false",
+                                      "columnNameOfCorruptRecord": _CONVERSION_FAILED})
+    # `[value]` parses only if the value is JSON, `$[1]` is absent only if it is one value,
+    # and that value is an object if its first character is `{`. Spark ignores text after
+    # the array's closing bracket, though: `{...}] x` still parses. Wrapped in an object
+    # instead, that text would have to close the object, which a `]` cannot, so a second
+    # parse (only of values holding a `]`) catches it.
+    # `doc` first: an operand that is always evaluated lets Spark compute it once for
+    # every use in the step (the later ones are conditional).
     not_object = (
-        F.col(value_col).isNull() | doc.isNull() | fields.isNull() | ~F.is_valid_utf8(text)
+        doc.isNull() | ~F.is_valid_utf8(text)
+        | ~F.ltrim(text, F.lit(_JSON_SPACE)).startswith("{")
         | F.variant_get(doc, "$[1]", "variant").isNotNull()
         | (text.contains("]")
            & F.try_parse_json(F.concat(F.lit('{"":'), text, F.lit("}"))).isNull())
@@ -248,18 +260,16 @@ def _build_expressions(value_col: str) -> _ParseExpressions:
     problems: list[Column] = []
     for rule in FIELD_RULES:
         kind = F.col(_KINDS)[rule.name]
-        value, number = _typed(rule, F.col(_TEXT)[rule.name], kind == _RIGHT_TYPE)
+        value, number = _typed(rule, F.col(_JSON)[rule.name], kind == _RIGHT_TYPE)
         typed.append(value.alias(rule.name))
         if number is not None:
             typed.append(number.alias(_number_col(rule)))
             number = F.col(_number_col(rule))
         problems.extend(_problems(rule, kind, F.col(rule.name), number))
     return _ParseExpressions(
-        doc=F.try_parse_json(F.concat(F.lit("["), text, F.lit("]"))),
-        text=F.from_json(text, strings),
-        fields=fields,
+        json=json,
         not_object=not_object,
-        kinds=F.struct(*[_kind(r, F.col(_FIELDS), F.col(_TEXT)[r.name]).alias(r.name)
+        kinds=F.struct(*[_kind(r, json[r.name], json[_CONVERSION_FAILED], doc).alias(r.name)
                          for r in FIELD_RULES]),
         typed=typed,
         reason=F.coalesce(F.when(F.col(_NOT_OBJECT), F.lit(NOT_AN_OBJECT)), *problems),
