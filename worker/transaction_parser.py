@@ -134,6 +134,21 @@ def _json_type_kind(rule: FieldRule, doc: Column) -> Column:
             .when(right, F.lit(_RIGHT_TYPE)).otherwise(F.lit(_WRONG_TYPE)))
 
 
+def _checked_by_value(rule: FieldRule) -> bool:
+    """A string field whose own check rejects whatever `from_json` makes of a number,
+    boolean, object or array: a closed set of words none of which `_MAYBE_NOT_A_STRING`
+    matches, or a pattern that starts with a date or three capitals. Its JSON type needs
+    no look-up. (For a pattern that is an argument, not a proof: the guard below only
+    catches a pattern that accepts one of these texts outright.)"""
+    if rule.json_type != "string":
+        return False
+    if rule.allowed:
+        return not any(re.search(_MAYBE_NOT_A_STRING, v) for v in rule.allowed)
+    samples = ("0", "-1", "100.0", "1.5E10", '"Infinity"', "true", "false", "{}", "[]",
+               '{"a":"USD"}', '["USD"]', "2025", "123")
+    return bool(rule.pattern) and not any(re.search(rule.pattern, t) for t in samples)
+
+
 def _kind(rule: FieldRule, value: Column, failed: Column, doc: Column) -> Column:
     """Absent (or null), of the JSON type the field's schema asks for, or of another.
 
@@ -142,6 +157,8 @@ def _kind(rule: FieldRule, value: Column, failed: Column, doc: Column) -> Column
     """
     from pyspark.sql import functions as F
 
+    if _checked_by_value(rule):
+        return F.when(value.isNull(), F.lit(_ABSENT)).otherwise(F.lit(_RIGHT_TYPE))
     if rule.json_type == "string":
         # Such a text starts with `"`, `-`, a digit, `[` or `{` (or is true/false): a few
         # byte-wise comparisons rule most strings out, with no allocation, and only the
