@@ -78,8 +78,11 @@ def parse_transactions(df: DataFrame, value_col: str = "value") -> DataFrame:
 
     Keeps the input's other columns (topic, partition, offset, key, ...) for quarantine.
     """
+    from pyspark.sql import functions as F
+
     allow_duplicate_keys(df.sparkSession)
     e = _expressions(value_col)
+    kept = [F.col(f"`{c}`") for c in df.columns]
     # Three steps, each dropping what the next no longer needs, shaped for the JIT:
     # - everything that reads the JSON in one step: `from_json` cannot be compiled into a
     #   whole stage anyway, and out of one Spark splits the 31 kinds into small methods
@@ -89,8 +92,8 @@ def parse_transactions(df: DataFrame, value_col: str = "value") -> DataFrame:
     #   kinds travel as one struct) so each step's code stays in a method of its own.
     return (df.select("*", e.json.alias(_JSON), e.not_object.alias(_NOT_OBJECT),
                       e.kinds.alias(_KINDS))
-            .select(*df.columns, _NOT_OBJECT, _KINDS, *e.typed)
-            .select(*df.columns, *contract_columns(), e.reason.alias(REASON)))
+            .select(*kept, _NOT_OBJECT, _KINDS, *e.typed)
+            .select(*kept, *contract_columns(), e.reason.alias(REASON)))
 
 
 @dataclass(frozen=True)
