@@ -485,7 +485,7 @@ def _event_examples() -> dict[EventType, list[tuple[str, str, dict[str, Any]]]]:
 
 
 # The example record of docs/transaction-record.md, as produced to Kafka.
-_SEED_TRANSACTION: dict[str, Any] = {
+SAMPLE_TRANSACTION: dict[str, Any] = {
     "transaction_id": "a3f8e2b1-7c44-4d12-9e56-1a2b3c4d5e6f",
     "event_timestamp": "2025-01-15T14:32:07.123Z",
     "processing_timestamp": None,
@@ -521,7 +521,7 @@ _SEED_TRANSACTION: dict[str, Any] = {
 
 
 def _transaction_example() -> dict[str, Any]:
-    return TransactionEvent.model_validate(_SEED_TRANSACTION).to_json_dict()
+    return TransactionEvent.model_validate(SAMPLE_TRANSACTION).to_json_dict()
 
 
 # ---- standalone JSON Schema files -----------------------------------------------------

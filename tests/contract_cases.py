@@ -18,44 +18,12 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from contracts.errors import ContractError
-from contracts.schema_export import json_schema_documents
+from contracts.schema_export import SAMPLE_TRANSACTION, json_schema_documents
 from contracts.transaction import TRANSACTION_FIELDS, TransactionEvent
 
 SCHEMA_FILE = "transaction_event.schema.json"
 
-SAMPLE: dict[str, Any] = {
-    "transaction_id": "a3f8e2b1-7c44-4d12-9e56-1a2b3c4d5e6f",
-    "event_timestamp": "2025-01-15T14:32:07.123Z",
-    "processing_timestamp": None,
-    "customer_id": "CUST-00042871",
-    "customer_tier": "gold",
-    "product_id": "SKU-ELC-00912",
-    "product_name": "Sony WH-1000XM5 Headphones",
-    "category": "electronics",
-    "sub_category": "audio_headphones",
-    "brand": "Sony",
-    "quantity": 2,
-    "unit_price": 349.99,
-    "discount_percent": 15.0,
-    "total_amount": 594.98,
-    "tax_amount": 53.55,
-    "currency": "USD",
-    "payment_method": "credit_card",
-    "card_network": "visa",
-    "transaction_status": "completed",
-    "channel": "mobile_app",
-    "store_id": None,
-    "region": "west",
-    "city": "Mumbai",
-    "state": "MH",
-    "postal_code": "400001",
-    "device_type": "android",
-    "session_id": "sess-8a7b6c5d4e3f",
-    "ip_address": "192.168.xxx.xxx",
-    "is_fraudulent": False,
-    "fraud_score": 0.03,
-    "batch_id": None,
-}
+SAMPLE: dict[str, Any] = dict(SAMPLE_TRANSACTION)
 
 
 # ---- the two Python verdicts -------------------------------------------------------------
