@@ -799,6 +799,15 @@ def schema_export(out: Path = typer.Option(Path("schemas"), help="Output directo
             print(f)
 
 
+# Command groups kept in their own modules (they use the helpers above, hence the import
+# at the bottom).
+from producers import cli_backfill, cli_quality, cli_tables  # noqa: E402
+
+cli_backfill.register(app)
+cli_quality.register(app)
+cli_tables.register(app)
+
+
 def main() -> None:
     app()
 

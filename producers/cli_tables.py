@@ -1,0 +1,9 @@
+"""`pipeline tables`: every Delta table by logical name (no worker needed)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `pipeline` app."""
