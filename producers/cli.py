@@ -748,7 +748,9 @@ def seed_history(records: int = typer.Option(1_000_000, help="Records to write."
                                 "--seed a random seed is drawn and printed, and every run "
                                 "appends new rows."),
                  as_json: bool = JsonOpt) -> None:
-    """Write realistic history into Delta stream/transactions (idempotent with --seed)."""
+    """Write realistic history into silver.transactions (delta/silver/transactions),
+    enriched like the stream's rows (idempotent with --seed)."""
+    from contracts.tables import SILVER_TRANSACTIONS
     from producers.seeder import seed_history as run_seed
 
     if records < 1 or days < 1:
@@ -765,7 +767,8 @@ def seed_history(records: int = typer.Option(1_000_000, help="Records to write."
            "avg_order_value": summary.avg_order_value, "fraud_rate": summary.fraud_rate,
            "kafka_topic": summary.kafka_topic, "seconds": round(summary.seconds, 3),
            "seed": summary.seed, "skipped_records": summary.skipped_records,
-           "app_id": summary.app_id}
+           "app_id": summary.app_id, "table": SILVER_TRANSACTIONS.name,
+           "path": summary.table_path, "version": summary.table_version}
     if as_json:
         print_json(out)
         return
@@ -778,7 +781,8 @@ def seed_history(records: int = typer.Option(1_000_000, help="Records to write."
     else:
         stderr.print(f"seed {summary.seed}: run again with --seed {summary.seed} and the "
                      "same --records/--days to repeat it without duplicating rows")
-    stderr.print(f"wrote {summary.records} records ({summary.first_date} .. "
+    stderr.print(f"wrote {summary.records} records to {SILVER_TRANSACTIONS.name} "
+                 f"({summary.first_date} .. "
                  f"{summary.last_date}) in {summary.seconds:.1f}s; average order value "
                  f"{summary.avg_order_value:.2f}; fraud rate {summary.fraud_rate:.2%}")
     print_table([{"category": k, "records": v} for k, v in sorted(

@@ -1,8 +1,11 @@
-"""Historical seeder (docs/generator.md): months of transactions appended to `stream/transactions`.
+"""Historical seeder (docs/generator.md): months of transactions appended to silver.
 
-Written with delta-rs from Arrow record batches, no Spark or JVM, into the same table the
-worker's stream appends to, so batches over history work at once. The Arrow schema is
-derived from the contract (`FIELD_RULES`) and must stay identical to the one Spark writes.
+Written with delta-rs from Arrow record batches, no Spark or JVM, into silver.transactions,
+the table the worker's stream appends to, so batches over history work at once. Rows carry
+silver's whole schema (`producers.silver_arrow.silver_arrow_schema`, identical to the one
+Spark writes): the contract columns, the enrichments computed the way silver defines them,
+null Kafka coordinates (seeded rows never were Kafka records) and the seeding chunk as
+`ingest_run`.
 """
 
 from __future__ import annotations
@@ -25,38 +28,20 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from contracts.settings import Settings
-from contracts.spark_schema import FIELD_RULES
+from contracts.silver import PARTITION_COLUMN, ingest_run
+from contracts.tables import SILVER_TRANSACTIONS
 from producers.generator import TransactionGenerator
+from producers.silver_arrow import silver_arrow_schema, silver_enrichment_arrays
 
-PARTITION_COLUMN = "event_date"
 DEFAULT_CHUNK_ROWS = 100_000
 # Commit metadata of a seeding commit: which run wrote it, and that run's end time.
 _META_APP_ID = "pipeline.seed.app_id"
 _META_END_MS = "pipeline.seed.end_ms"
-
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "timestamp": pa.timestamp("us", tz="UTC"),  # Delta `timestamp` (UTC instant), as Spark writes
-    "integer": pa.int32(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-}
+_KAFKA_COORDINATES = ("source_topic", "source_partition", "source_offset")
 
 
-def transactions_arrow_schema() -> pa.Schema:
-    """The `stream/transactions` schema: the 31 contract fields + `event_date`, all nullable.
-
-    Nullable like the Spark schema (`spark_schema_json`): validity is checked before a
-    write, and identical nullability is what lets Spark and delta-rs append to one table.
-    """
-    fields = [pa.field(rule.name, _ARROW_TYPES[rule.spark_type], nullable=True)
-              for rule in FIELD_RULES]
-    fields.append(pa.field(PARTITION_COLUMN, pa.date32(), nullable=True))
-    return pa.schema(fields)
-
-
-def transactions_table_path(settings: Settings) -> Path:
-    return settings.delta_dir / "stream" / "transactions"
+def silver_table_path(settings: Settings) -> Path:
+    return SILVER_TRANSACTIONS.path(settings.delta_dir)
 
 
 @dataclass
@@ -130,23 +115,31 @@ def _ms_to_date(ms: int | None) -> date | None:
                                     + timedelta(milliseconds=ms)).date()
 
 
-def _record_batch(rows: list[dict[str, Any]], ms: list[int], schema: pa.Schema) -> pa.RecordBatch:
-    """Rows (JSON-ready dicts) -> one Arrow batch; timestamps from epoch ms, not by parsing."""
+def _record_batch(rows: list[dict[str, Any]], ms: list[int], schema: pa.Schema,
+                  run: str) -> pa.RecordBatch:
+    """Rows (JSON-ready dicts) -> one silver batch; timestamps from epoch ms, not by parsing.
+
+    The contract columns come from the rows, the enrichments from the whole
+    `event_timestamp`/`total_amount` columns at once, and lineage says "seeded by `run`".
+    """
     n = len(rows)
     event_us = np.asarray(ms, dtype=np.int64) * 1000
     written_at = int(time.time() * 1_000_000)  # processing_timestamp = the write time
-    arrays: list[pa.Array] = []
-    for field in schema:
-        name = field.name
-        if name == "event_timestamp":
-            arrays.append(pa.array(event_us, type=field.type))
-        elif name == "processing_timestamp":
-            arrays.append(pa.array(np.full(n, written_at, dtype=np.int64), type=field.type))
-        elif name == PARTITION_COLUMN:
-            days = (event_us // 86_400_000_000).astype(np.int32)
-            arrays.append(pa.array(days, type=pa.int32()).cast(pa.date32()))
-        else:
-            arrays.append(pa.array([row[name] for row in rows], type=field.type))
+    columns: dict[str, pa.Array] = {
+        "event_timestamp": pa.array(event_us, type=schema.field("event_timestamp").type),
+        "processing_timestamp": pa.array(np.full(n, written_at, dtype=np.int64),
+                                         type=schema.field("processing_timestamp").type),
+        "ingest_run": pa.array([run] * n, type=pa.string()),
+    }
+    columns["total_amount"] = pa.array([row["total_amount"] for row in rows],
+                                       type=schema.field("total_amount").type)
+    columns.update(silver_enrichment_arrays(columns["event_timestamp"],
+                                            columns["total_amount"]))
+    for name in _KAFKA_COORDINATES:  # seeded rows never were Kafka records
+        columns[name] = pa.nulls(n, type=schema.field(name).type)
+    arrays = [columns[field.name] if field.name in columns
+              else pa.array([row[field.name] for row in rows], type=field.type)
+              for field in schema]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -212,7 +205,7 @@ def seed_history(
     end: datetime | None = None,
     generator: TransactionGenerator | None = None,
 ) -> SeedSummary:
-    """Append `records` historical events over the last `days` days to `stream/transactions`.
+    """Append `records` historical events over the last `days` days to silver.transactions.
 
     Each chunk of `chunk_rows` is its own Delta commit (atomic on its own), written on a
     background thread while the next chunk is generated: delta-rs does its Parquet work
@@ -229,8 +222,8 @@ def seed_history(
         raise ValueError("need records >= 0, days > 0 and chunk_rows > 0")
     started = time.monotonic()
     gen = generator or TransactionGenerator(seed)
-    schema = transactions_arrow_schema()
-    path = transactions_table_path(settings)
+    schema = silver_arrow_schema()
+    path = silver_table_path(settings)
     app_id = seed_app_id(records, days, gen.seed, chunk_rows, end)
     done_chunk, done_end_ms = _progress_of(path, app_id)
     last_chunk = (records - 1) // chunk_rows  # -1 when there is nothing to write
@@ -275,7 +268,7 @@ def seed_history(
         def flush_chunk() -> None:
             nonlocal pending, version, done, chunk
             if chunk >= skip_below:
-                batch = _record_batch(rows, ms, schema)
+                batch = _record_batch(rows, ms, schema, ingest_run(app_id, chunk))
                 stats.add(batch, ms[0], ms[-1])  # history is chronological
                 if pending is not None:
                     version = pending.result()  # one write in flight: bounded memory, ordered

@@ -11,25 +11,34 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+from contracts import silver
 from contracts.settings import Settings
+from contracts.silver import SILVER_EXTRA_COLUMNS
 from contracts.spark_schema import FIELD_RULES, spark_schema_json
+from contracts.tables import SILVER_TRANSACTIONS
 from contracts.transaction import TransactionEvent
-from producers.seeder import SeedSummary, seed_history, transactions_arrow_schema
+from producers.seeder import SeedSummary, seed_history
+from producers.silver_arrow import silver_arrow_schema
 
 END = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 RECORDS = 24_000
 
 
-def test_arrow_schema_is_derived_from_the_contract() -> None:
-    schema = transactions_arrow_schema()
-    assert schema.names == [r.name for r in FIELD_RULES] + ["event_date"]
+def test_arrow_schema_is_silver(tmp_path: Path) -> None:
+    schema = silver_arrow_schema()
+    assert schema.names == ([r.name for r in FIELD_RULES]
+                            + [name for name, _ in SILVER_EXTRA_COLUMNS])
     arrow_for = {"string": pa.string(), "timestamp": pa.timestamp("us", tz="UTC"),
-                 "integer": pa.int32(), "double": pa.float64(), "boolean": pa.bool_()}
+                 "integer": pa.int32(), "long": pa.int64(), "double": pa.float64(),
+                 "boolean": pa.bool_(), "date": pa.date32()}
     for rule in FIELD_RULES:
         assert schema.field(rule.name).type == arrow_for[rule.spark_type]
+    for name, spark_type in SILVER_EXTRA_COLUMNS:
+        assert schema.field(name).type == arrow_for[spark_type], name
     assert schema.field("event_date").type == pa.date32()
+    assert schema.field("source_offset").type == pa.int64()
     assert all(f.nullable for f in schema)  # as Spark's schema: both engines append alike
-    spark = spark_schema_json(extra=[("event_date", "date")])
+    spark = spark_schema_json(extra=list(SILVER_EXTRA_COLUMNS))
     assert [f["name"] for f in spark["fields"]] == schema.names
 
 
@@ -42,8 +51,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, SeedSumm
     return settings, summary
 
 
+def _path(settings: Settings) -> Path:
+    return settings.delta_dir / "silver" / "transactions"
+
+
 def _table(settings: Settings) -> DeltaTable:
-    return DeltaTable(str(settings.delta_dir / "stream" / "transactions"))
+    return DeltaTable(str(_path(settings)))
 
 
 def test_seeder_writes_the_rows_partitioned_by_event_date(
@@ -54,20 +67,21 @@ def test_seeder_writes_the_rows_partitioned_by_event_date(
     assert dt.version() == summary.table_version == 4  # 5 chunks -> versions 0..4
     table = dt.to_pyarrow_table()
     assert table.num_rows == RECORDS == summary.records
-    assert table.schema.names == transactions_arrow_schema().names
-    for field in transactions_arrow_schema():
+    assert table.schema.names == silver_arrow_schema().names
+    for field in silver_arrow_schema():
         assert table.schema.field(field.name).type == field.type, field.name
     # event_date is the UTC date of event_timestamp
     event_dates = pc.cast(table["event_timestamp"], pa.date32())  # UTC instants
     assert pc.all(pc.equal(event_dates, table["event_date"])).as_py()
     assert len({p for p in table["event_date"].to_pylist()}) == 31  # 30 days + partial edge
-    assert (settings.delta_dir / "stream" / "transactions" / "event_date=2025-02-15").is_dir()
+    assert (_path(settings) / "event_date=2025-02-15").is_dir()
 
 
 def test_seeded_rows_honour_the_contract(seeded: tuple[Settings, SeedSummary]) -> None:
     settings, _ = seeded
     table = _table(settings).to_pyarrow_table()
-    rows = table.drop_columns(["event_date"]).slice(0, 2_000).to_pylist()
+    extra = [name for name, _ in SILVER_EXTRA_COLUMNS]
+    rows = table.drop_columns(extra).slice(0, 2_000).to_pylist()
     for row in rows:
         event = TransactionEvent.model_validate(row)
         assert event.processing_timestamp is not None
@@ -76,6 +90,24 @@ def test_seeded_rows_honour_the_contract(seeded: tuple[Settings, SeedSummary]) -
     assert pc.count_distinct(table["transaction_id"]).as_py() == RECORDS
     assert pc.min(table["event_timestamp"]).as_py() >= END - timedelta(days=30)
     assert pc.max(table["event_timestamp"]).as_py() < END
+
+
+def test_seeded_rows_carry_silver_enrichments_and_lineage(
+        seeded: tuple[Settings, SeedSummary]) -> None:
+    settings, summary = seeded
+    assert summary.table_path == str(SILVER_TRANSACTIONS.path(settings.delta_dir))
+    table = _table(settings).to_pyarrow_table()
+    for row in table.slice(0, 3_000).to_pylist():
+        expected = silver.time_enrichments(row["event_timestamp"])
+        assert {k: row[k] for k in expected} == expected
+        assert row["amount_band"] == silver.amount_band(row["total_amount"])
+        assert (row["source_topic"], row["source_partition"], row["source_offset"]) == (
+            None, None, None)
+    # One ingest_run per seeding chunk: the run's app id and the chunk's app version.
+    runs = Counter(table["ingest_run"].to_pylist())
+    assert runs == {silver.ingest_run(summary.app_id, chunk): 5_000 if chunk < 4 else 4_000
+                    for chunk in range(5)}
+    assert table["source_offset"].null_count == table.num_rows
 
 
 def test_summary_matches_the_table(seeded: tuple[Settings, SeedSummary]) -> None:
@@ -110,7 +142,7 @@ def test_weekend_seasonality_visible_in_the_table(seeded: tuple[Settings, SeedSu
 def test_readable_with_duckdb(seeded: tuple[Settings, SeedSummary]) -> None:
     duckdb = pytest.importorskip("duckdb")
     settings, _ = seeded
-    path = settings.delta_dir / "stream" / "transactions"
+    path = _path(settings)
     con = duckdb.connect()
     try:
         count, days = con.sql(  # DuckDB's own Delta reader, when its extension is available

@@ -12,6 +12,8 @@ from deltalake import DeltaTable
 
 import producers.seeder as seeder
 from contracts.settings import Settings
+from contracts.silver import ingest_run
+from contracts.tables import SILVER_TRANSACTIONS
 from producers.generator import TransactionGenerator
 from producers.seeder import seed_app_id, seed_history
 
@@ -19,7 +21,7 @@ RECORDS, DAYS, CHUNK = 3_000, 5, 1_000
 
 
 def _table(settings: Settings) -> DeltaTable:
-    return DeltaTable(str(settings.delta_dir / "stream" / "transactions"))
+    return DeltaTable(str(SILVER_TRANSACTIONS.path(settings.delta_dir)))
 
 
 def _ids(settings: Settings) -> list[str]:
@@ -94,6 +96,9 @@ def test_an_interrupted_seed_completes_with_the_same_rows(
     expected = [event["transaction_id"] for _, event in
                 TransactionGenerator(11).history_records(RECORDS, DAYS, end)]
     assert sorted(_ids(settings)) == sorted(expected)
+    # The resumed chunk is tagged like the first run's: one ingest_run per chunk.
+    runs = _table(settings).to_pyarrow_table(columns=["ingest_run"])["ingest_run"]
+    assert set(runs.to_pylist()) == {ingest_run(resumed.app_id, c) for c in range(3)}
     table = _table(settings).to_pyarrow_table(columns=["event_timestamp"])
     assert pc.max(table["event_timestamp"]).as_py() < end
     again = seed_history(settings, records=RECORDS, days=DAYS, seed=11, progress=False,
