@@ -22,13 +22,12 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from contracts.errors import ContractError, ErrorCode
-from contracts.timeutil import as_utc
+from contracts.offsets import KafkaRange, OffsetSpec
 from contracts.transaction import (
     CardNetwork,
     Category,
@@ -51,8 +50,6 @@ MAX_COMMAND_ID_LENGTH = 128
 TOPIC_PATTERN = r"^(?:[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*|\.{3,})$"
 MAX_TOPIC_LENGTH = 249
 _TOPIC_RE = re.compile(TOPIC_PATTERN)
-_PARTITION_RE = re.compile(r"^[0-9]{1,10}$")  # ASCII only: str.isdigit accepts other scripts
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CommandType(StrEnum):
@@ -62,6 +59,8 @@ class CommandType(StrEnum):
     RUN_BATCH = "run_batch"
     CANCEL_BATCH = "cancel_batch"
     SHUTDOWN = "shutdown"
+    BACKFILL = "backfill"
+    CANCEL_BACKFILL = "cancel_backfill"
 
 
 class AnalysisType(StrEnum):
@@ -98,6 +97,7 @@ FILTER_COLUMNS: dict[str, type[StrEnum] | None] = {
 }
 
 BatchId = Annotated[str, Field(pattern=BATCH_ID_PATTERN)]
+BackfillId = BatchId  # the same rule: it names a directory and a Kafka key
 
 
 def is_valid_topic_name(name: object) -> bool:
@@ -140,81 +140,11 @@ class StopStreamPayload(_Frozen):
     pass
 
 
-OffsetSpec = Literal["earliest", "latest"] | dict[str, StrictInt] | datetime
-"""`earliest`, `latest`, a map partition -> offset (Spark's -2/-1 allowed), or a timestamp."""
-
-
-class KafkaSource(_Frozen):
+class KafkaSource(KafkaRange):
     kind: Literal["kafka"]
     topic: TopicName
     start_offset: OffsetSpec = "earliest"
     end_offset: OffsetSpec = "latest"
-
-    @field_validator("start_offset", "end_offset", mode="before")
-    @classmethod
-    def _offset_shape(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, dict):
-            if len(value) == 1 and isinstance(next(iter(value.values())), dict):
-                # Spark's {"topic": {"0": 5}} form: the name must be this source's topic.
-                wrapper, value = next(iter(value.items()))
-                topic = info.data.get("topic")
-                if topic is not None and wrapper != topic:
-                    raise ValueError(f"offsets are given for topic {wrapper!r}, but the "
-                                     f"source topic is {topic!r}")
-            if "timestamp" in value and len(value) == 1:
-                value = value["timestamp"]  # {"timestamp": ms}: epoch milliseconds below
-            else:
-                return _partition_offsets(value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            # An epoch timestamp in milliseconds, as Kafka counts time.
-            try:
-                return datetime.fromtimestamp(value / 1000, tz=UTC)
-            except (OverflowError, OSError, ValueError):
-                raise ValueError(f"timestamp {value!r} ms is out of range") from None
-        return value
-
-    @field_validator("start_offset", "end_offset")
-    @classmethod
-    def _utc(cls, value: Any) -> Any:
-        if isinstance(value, datetime):
-            value = as_utc(value)
-            if value < _EPOCH:
-                # Kafka timestamps start at the epoch; Spark would get a negative one.
-                raise ValueError(f"timestamp {value.isoformat()} is before 1970-01-01")
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> KafkaSource:
-        start, end = self.start_offset, self.end_offset
-        if start == "latest" and end == "earliest":
-            raise ValueError("end_offset 'earliest' is before start_offset 'latest'")
-        if end == "earliest":
-            raise ValueError("end_offset cannot be 'earliest'")
-        if isinstance(start, datetime) and isinstance(end, datetime) and end < start:
-            raise ValueError("end_offset timestamp is before start_offset timestamp")
-        if isinstance(start, dict) and isinstance(end, dict):
-            for partition, s in start.items():
-                e = end.get(partition)
-                if e is not None and s >= 0 and e >= 0 and e < s:
-                    raise ValueError(
-                        f"end_offset {e} is before start_offset {s} on partition {partition}"
-                    )
-        return self
-
-
-def _partition_offsets(value: dict[Any, Any]) -> dict[str, int]:
-    """A partition -> offset map, keys normalised ("007" -> "7") as Spark expects them."""
-    out: dict[str, int] = {}
-    for partition, offset in value.items():
-        if not isinstance(partition, str) or not _PARTITION_RE.fullmatch(partition):
-            raise ValueError(f"partition {partition!r} is not a partition number")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < -2:
-            raise ValueError(f"offset for partition {partition} must be an integer >= -2")
-        key = str(int(partition))
-        if key in out:
-            raise ValueError(f"partition {key} is given twice")
-        out[key] = offset
-    return out
 
 
 class DeltaSource(_Frozen):
@@ -272,6 +202,20 @@ class ShutdownPayload(_Frozen):
     drain_timeout_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
 
 
+class BackfillPayload(KafkaRange):
+    """Replay a bounded range of a topic through every layer; the offsets take exactly
+    the forms of a batch's Kafka source."""
+
+    backfill_id: BackfillId | None = None
+    topic: TopicName
+    start_offset: OffsetSpec = "earliest"
+    end_offset: OffsetSpec = "latest"
+
+
+class CancelBackfillPayload(_Frozen):
+    backfill_id: BackfillId
+
+
 # ---- envelopes ------------------------------------------------------------------------
 
 
@@ -315,13 +259,25 @@ class ShutdownCommand(_CommandBase):
     payload: ShutdownPayload = ShutdownPayload()
 
 
+class BackfillCommand(_CommandBase):
+    type: Literal["backfill"] = "backfill"
+    payload: BackfillPayload
+
+
+class CancelBackfillCommand(_CommandBase):
+    type: Literal["cancel_backfill"] = "cancel_backfill"
+    payload: CancelBackfillPayload
+
+
 Command = Annotated[
     PingCommand
     | StartStreamCommand
     | StopStreamCommand
     | RunBatchCommand
     | CancelBatchCommand
-    | ShutdownCommand,
+    | ShutdownCommand
+    | BackfillCommand
+    | CancelBackfillCommand,
     Field(discriminator="type"),
 ]
 COMMAND_MODELS: dict[CommandType, type[_CommandBase]] = {
@@ -331,6 +287,8 @@ COMMAND_MODELS: dict[CommandType, type[_CommandBase]] = {
     CommandType.RUN_BATCH: RunBatchCommand,
     CommandType.CANCEL_BATCH: CancelBatchCommand,
     CommandType.SHUTDOWN: ShutdownCommand,
+    CommandType.BACKFILL: BackfillCommand,
+    CommandType.CANCEL_BACKFILL: CancelBackfillCommand,
 }
 _COMMAND_ADAPTER: TypeAdapter[Any] = TypeAdapter(Command)
 _ID_IN_TEXT = re.compile(rb'"command_id"\s*:\s*"([^"\\]{1,128})"')

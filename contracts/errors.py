@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class ErrorCode(StrEnum):
-    """Codes carried by `command.rejected`, `batch.failed` and `stream.failed`."""
+    """Codes carried by `command.rejected` and `batch|backfill|stream.failed`."""
 
     INVALID_REQUEST = "INVALID_REQUEST"
     UNKNOWN_COMMAND = "UNKNOWN_COMMAND"
@@ -14,6 +14,9 @@ class ErrorCode(StrEnum):
     BATCH_NOT_FOUND = "BATCH_NOT_FOUND"
     BATCH_ALREADY_EXISTS = "BATCH_ALREADY_EXISTS"
     BATCH_NOT_CANCELLABLE = "BATCH_NOT_CANCELLABLE"
+    BACKFILL_NOT_FOUND = "BACKFILL_NOT_FOUND"
+    BACKFILL_ALREADY_EXISTS = "BACKFILL_ALREADY_EXISTS"
+    BACKFILL_NOT_CANCELLABLE = "BACKFILL_NOT_CANCELLABLE"
     STREAM_ALREADY_RUNNING = "STREAM_ALREADY_RUNNING"
     STREAM_NOT_RUNNING = "STREAM_NOT_RUNNING"
     CAPACITY_EXCEEDED = "CAPACITY_EXCEEDED"
@@ -21,6 +24,8 @@ class ErrorCode(StrEnum):
     SOURCE_ERROR = "SOURCE_ERROR"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
+    EXPECTATION_FAILED = "EXPECTATION_FAILED"  # a `fail` expectation stopped the stream
+    INVALID_EXPECTATIONS = "INVALID_EXPECTATIONS"  # the expectations file is not valid
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 

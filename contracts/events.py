@@ -1,7 +1,8 @@
 """Event envelope (`pipeline-events`) and the typed `data` of each event type.
 
 The topic is compacted and keyed by `subject`; every `batch.*` event carries the full
-`BatchRecord`, so the latest event per key is enough to rebuild the registry.
+`BatchRecord` and every `backfill.*` event the full `BackfillRecord`, so the latest event
+per key is enough to rebuild the registry.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.commands import SCHEMA_VERSION, validation_message
 from contracts.errors import ContractError, ErrorCode
+from contracts.event_data import (  # defined there, part of this module's interface
+    BackfillRecord,
+    BatchStatus,
+    ErrorInfo,
+    ExpectationResult,
+    QualityAlertData,
+)
+from contracts.event_data import EventData as _Data
+from contracts.event_data import ExpectationAction as ExpectationAction
 
 
 class EventType(StrEnum):
@@ -35,18 +45,13 @@ class EventType(StrEnum):
     BATCH_COMPLETED = "batch.completed"
     BATCH_FAILED = "batch.failed"
     BATCH_CANCELLED = "batch.cancelled"
-
-
-class BatchStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED)
+    BACKFILL_PENDING = "backfill.pending"
+    BACKFILL_RUNNING = "backfill.running"
+    BACKFILL_COMPLETED = "backfill.completed"
+    BACKFILL_FAILED = "backfill.failed"
+    BACKFILL_CANCELLED = "backfill.cancelled"
+    QUALITY_ALERT = "quality.alert"
+    QUALITY_RECOVERED = "quality.recovered"
 
 
 BATCH_EVENT_FOR_STATUS: dict[BatchStatus, EventType] = {
@@ -55,6 +60,13 @@ BATCH_EVENT_FOR_STATUS: dict[BatchStatus, EventType] = {
     BatchStatus.COMPLETED: EventType.BATCH_COMPLETED,
     BatchStatus.FAILED: EventType.BATCH_FAILED,
     BatchStatus.CANCELLED: EventType.BATCH_CANCELLED,
+}
+BACKFILL_EVENT_FOR_STATUS: dict[BatchStatus, EventType] = {
+    BatchStatus.PENDING: EventType.BACKFILL_PENDING,
+    BatchStatus.RUNNING: EventType.BACKFILL_RUNNING,
+    BatchStatus.COMPLETED: EventType.BACKFILL_COMPLETED,
+    BatchStatus.FAILED: EventType.BACKFILL_FAILED,
+    BatchStatus.CANCELLED: EventType.BACKFILL_CANCELLED,
 }
 
 
@@ -67,15 +79,6 @@ class StreamState(StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
-
-
-class _Data(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-
-class ErrorInfo(_Data):
-    code: str
-    message: str
 
 
 class TablePointer(_Data):
@@ -159,6 +162,7 @@ class WorkerHealth(_Data):
 class CommandAcceptedData(_Data):
     command_type: str
     batch_id: str | None = None
+    backfill_id: str | None = None  # for `backfill` and `cancel_backfill`
     duplicate: bool = False
 
 
@@ -192,6 +196,17 @@ class StreamProgress(_Data):
     # Micro-batches whose DLQ copies could not be written yet (retried; quarantine has
     # the records).
     dlq_owed_batches: int = 0
+    # `rows_written` counts the rows written to silver. Records appended to bronze:
+    rows_bronze: int = 0
+    # Valid records not written to silver: it already had the transaction_id, or the
+    # id repeated within the micro-batch.
+    duplicates: int = 0
+    # Dropped by `drop` expectations (also counted in rows_quarantined).
+    rows_dropped: int = 0
+    total_duplicates: int = 0
+    quality: list[ExpectationResult] = Field(default_factory=list)
+    # Rows written per logical table name, e.g. {"silver.transactions": 97}.
+    layers: dict[str, int] = Field(default_factory=dict)
 
 
 class StreamLifecycle(_Data):
@@ -204,6 +219,8 @@ class StreamLifecycle(_Data):
     trigger_seconds: float | None = None
     reason: str | None = None
     error: ErrorInfo | None = None
+    # The stream's tables: logical name -> path.
+    tables: dict[str, str] = Field(default_factory=dict)
 
 
 EVENT_DATA_MODELS: dict[EventType, type[_Data]] = {
@@ -223,6 +240,13 @@ EVENT_DATA_MODELS: dict[EventType, type[_Data]] = {
     EventType.BATCH_COMPLETED: BatchRecord,
     EventType.BATCH_FAILED: BatchRecord,
     EventType.BATCH_CANCELLED: BatchRecord,
+    EventType.BACKFILL_PENDING: BackfillRecord,
+    EventType.BACKFILL_RUNNING: BackfillRecord,
+    EventType.BACKFILL_COMPLETED: BackfillRecord,
+    EventType.BACKFILL_FAILED: BackfillRecord,
+    EventType.BACKFILL_CANCELLED: BackfillRecord,
+    EventType.QUALITY_ALERT: QualityAlertData,
+    EventType.QUALITY_RECOVERED: QualityAlertData,
 }
 
 
@@ -340,6 +364,15 @@ _EVENT_FIELDS = frozenset(Event.model_fields)
 
 def batch_subject(batch_id: str) -> str:
     return f"batch/{batch_id}"
+
+
+def backfill_subject(backfill_id: str) -> str:
+    return f"backfill/{backfill_id}"
+
+
+def quality_subject(layer: str, expectation: str) -> str:
+    """One key per expectation: its latest alert or recovery is what compaction keeps."""
+    return f"quality/{layer}/{expectation}"
 
 
 def stream_subject(name: str = "transactions") -> str:

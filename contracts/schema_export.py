@@ -23,6 +23,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
+from contracts import medallion_examples as medallion
 from contracts.commands import COMMAND_MODELS, SCHEMA_VERSION, CommandType, decode_command
 from contracts.errors import ContractError
 from contracts.events import (
@@ -69,6 +70,7 @@ _COMMAND_DOCS: dict[CommandType, str] = {
     ),
     CommandType.CANCEL_BATCH: "Cancel a pending or running batch.",
     CommandType.SHUTDOWN: "Stop the worker gracefully, draining batches within the timeout.",
+    **medallion.COMMAND_DOCS,
 }
 _EVENT_DOCS: dict[EventType, str] = {
     EventType.WORKER_STARTED: "The worker is up and taking commands.",
@@ -89,6 +91,7 @@ _EVENT_DOCS: dict[EventType, str] = {
     ),
     EventType.BATCH_FAILED: "A batch failed; the record carries the error.",
     EventType.BATCH_CANCELLED: "A batch was cancelled; carries the full batch record.",
+    **medallion.EVENT_DOCS,
 }
 
 
@@ -242,6 +245,7 @@ def _command_examples() -> dict[CommandType, list[tuple[str, str, dict[str, Any]
                 ),
             )
         ],
+        **medallion.command_examples(_command),
     }
 
 
@@ -377,6 +381,7 @@ def _event_examples() -> dict[EventType, list[tuple[str, str, dict[str, Any]]]]:
                         topic="transactions-stream",
                         starting_offsets=start["payload"]["starting_offsets"],
                         trigger_seconds=start["payload"]["trigger_seconds"],
+                        tables=medallion.stream_tables(),
                     ),
                     event_id="0b9d7a61-7f0e-4d42-b1c5-000000000004",
                     command_id=start["command_id"],
@@ -402,6 +407,7 @@ def _event_examples() -> dict[EventType, list[tuple[str, str, dict[str, Any]]]]:
                         offsets={"transactions-stream": {"0": 10234, "1": 10187, "2": 10301}},
                         total_rows_written=29410,
                         total_rows_quarantined=57,
+                        **medallion.progress_fields(),
                     ),
                     event_id="0b9d7a61-7f0e-4d42-b1c5-000000000005",
                 ),
@@ -481,6 +487,7 @@ def _event_examples() -> dict[EventType, list[tuple[str, str, dict[str, Any]]]]:
                 ),
             )
         ],
+        **medallion.event_examples(_event, _sample_command(CommandType.BACKFILL)),
     }
 
 
@@ -727,8 +734,9 @@ def asyncapi_document() -> dict[str, Any]:
         )
 
     subject_key = (
-        "`subject`: `batch/<batch_id>`, `stream/<name>`, `worker/<worker_id>` or "
-        "`command/<command_id>`; the topic is compacted on it."
+        "`subject`: `batch/<batch_id>`, `backfill/<backfill_id>`, `stream/<name>`, "
+        "`quality/<layer>/<expectation>`, `worker/<worker_id>` or `command/<command_id>`; "
+        "the topic is compacted on it."
     )
     event_examples = _event_examples()
     for etype, model in event_wire_models().items():
