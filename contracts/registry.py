@@ -1,5 +1,6 @@
 """The registry fold: events in, current state out. One pure function, used by the
-worker at start-up and by the CLI (`pipeline batch list/status`).
+worker at start-up and by the CLI (`pipeline batch|backfill list/status`, `pipeline
+quality alerts`).
 
 The fold trusts nothing it reads: an event whose data does not validate, or whose type
 and content disagree (a `batch.completed` without its result pointers), is skipped and
@@ -21,15 +22,20 @@ from pydantic import ValidationError
 
 from contracts.errors import ContractError
 from contracts.events import (
+    BACKFILL_EVENT_FOR_STATUS,
     BATCH_EVENT_FOR_STATUS,
+    BackfillRecord,
     BatchRecord,
     BatchStatus,
     Event,
     EventType,
+    QualityAlertData,
     StreamState,
+    backfill_subject,
     decode_event,
     envelope_fields,
     event_from_fields,
+    quality_subject,
 )
 
 _COMMAND_OUTCOMES = (EventType.COMMAND_ACCEPTED, EventType.COMMAND_REJECTED)
@@ -39,9 +45,14 @@ _STREAM_STATES = {
     EventType.STREAM_FAILED: StreamState.FAILED,
 }
 _STATUS_FOR_EVENT = {event: status for status, event in BATCH_EVENT_FOR_STATUS.items()}
-# Events that change what the worker does; only the current epoch's count.
-_FENCED = frozenset(t for t in EventType if t.value.startswith(("batch.", "stream.", "command.")))
+_BACKFILL_STATUS_FOR_EVENT = {event: status
+                              for status, event in BACKFILL_EVENT_FOR_STATUS.items()}
+# Events that change what the worker does or reports; only the current epoch's count.
+_FENCED = frozenset(t for t in EventType if t.value.startswith(
+    ("batch.", "backfill.", "stream.", "command.", "quality.")))
 _BATCH_EVENTS = frozenset(t for t in EventType if t.value.startswith("batch."))
+_BACKFILL_EVENTS = frozenset(_BACKFILL_STATUS_FOR_EVENT)
+_QUALITY_EVENTS = (EventType.QUALITY_ALERT, EventType.QUALITY_RECOVERED)
 _WORKER_EVENTS = frozenset(t for t in EventType if t.value.startswith("worker."))
 
 
@@ -66,6 +77,9 @@ class StreamDesire:
 @dataclass
 class Registry:
     batches: dict[str, BatchRecord] = field(default_factory=dict)
+    backfills: dict[str, BackfillRecord] = field(default_factory=dict)
+    # Open quality alerts by subject (`quality/<layer>/<expectation>`).
+    quality_alerts: dict[str, QualityAlertData] = field(default_factory=dict)
     commands: dict[str, CommandOutcome] = field(default_factory=dict)
     streams: dict[str, StreamDesire] = field(default_factory=dict)
     last_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -77,6 +91,9 @@ class Registry:
 
     def batches_with(self, *statuses: BatchStatus) -> list[BatchRecord]:
         return [b for b in self.batches.values() if b.status in statuses]
+
+    def backfills_with(self, *statuses: BatchStatus) -> list[BackfillRecord]:
+        return [b for b in self.backfills.values() if b.status in statuses]
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in BatchStatus}
@@ -101,6 +118,32 @@ def batch_record_of(event: Event) -> BatchRecord:
         if record.raw is None or record.finished_at is None or not record.analyses or missing:
             raise InconsistentEvent(f"batch.completed of {record.batch_id} lacks its results")
     return record
+
+
+def backfill_record_of(event: Event) -> BackfillRecord:
+    """The backfill record a `backfill.*` event carries, checked against the event."""
+    record = BackfillRecord.model_validate(event.data)
+    if _BACKFILL_STATUS_FOR_EVENT.get(event.type) is not record.status:
+        raise InconsistentEvent(f"{event.type} carries a {record.status} record")
+    if event.subject != backfill_subject(record.backfill_id):
+        raise InconsistentEvent(f"{event.type} for {record.backfill_id} keyed {event.subject}")
+    if record.status is BatchStatus.COMPLETED and (
+            record.finished_at is None or record.resolved_offsets is None):
+        raise InconsistentEvent(f"backfill.completed of {record.backfill_id} lacks its "
+                                "end time or its resolved range")
+    return record
+
+
+def quality_alert_of(event: Event) -> QualityAlertData:
+    """The alert a `quality.*` event carries: keyed by its expectation, and with
+    `recovered_at` set exactly when it is a recovery."""
+    alert = QualityAlertData.model_validate(event.data)
+    if event.subject != quality_subject(alert.layer, alert.expectation):
+        raise InconsistentEvent(f"{event.type} for {alert.layer}/{alert.expectation} keyed "
+                                f"{event.subject}")
+    if (alert.recovered_at is None) != (event.type is EventType.QUALITY_ALERT):
+        raise InconsistentEvent(f"{event.type} with recovered_at {alert.recovered_at}")
+    return alert
 
 
 def apply_event(registry: Registry, event: Event) -> Registry:
@@ -136,6 +179,15 @@ def _apply(registry: Registry, event: Event) -> None:
     elif event.type in _BATCH_EVENTS:
         record = batch_record_of(event)
         registry.batches[record.batch_id] = record
+    elif event.type in _BACKFILL_EVENTS:
+        backfill = backfill_record_of(event)
+        registry.backfills[backfill.backfill_id] = backfill
+    elif event.type in _QUALITY_EVENTS:
+        alert = quality_alert_of(event)
+        if event.type is EventType.QUALITY_ALERT:
+            registry.quality_alerts[event.subject] = alert
+        else:
+            registry.quality_alerts.pop(event.subject, None)
     elif event.type in _STREAM_STATES:
         registry.streams[event.subject] = StreamDesire(_STREAM_STATES[event.type], dict(event.data))
     elif event.type is EventType.STREAM_PROGRESS:
