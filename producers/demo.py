@@ -41,6 +41,13 @@ from contracts.kafka_clients import (
     read_events,
 )
 from contracts.settings import Settings, load_settings
+from contracts.tables import (
+    BATCHES_DIR,
+    BRONZE_TRANSACTIONS,
+    GOLD_DASHBOARD,
+    QUARANTINE_TRANSACTIONS,
+    SILVER_TRANSACTIONS,
+)
 from devkit.broker import BrokerError
 
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
@@ -218,14 +225,16 @@ class Tour:
 
     def seed(self) -> None:
         self.step("Seed history", f"{SEED_RECORDS:,} realistic transactions over the last "
-                  f"{SEED_DAYS} days, appended straight to Delta stream/transactions "
-                  "(delta-rs, no Spark), so batches over history work at once.")
+                  f"{SEED_DAYS} days, appended straight to {SILVER_TRANSACTIONS.name} "
+                  "(delta-rs, no Spark) with the stream's enrichments, so batches over "
+                  "history work at once.")
         self.run("seed", "--records", str(SEED_RECORDS), "--days", str(SEED_DAYS))
 
     def start_stream(self) -> None:
-        self.step("Start the stream", "The worker ingests the stream topic into Delta every "
-                  "trigger, exactly once; invalid records go to the quarantine table and the "
-                  "DLQ topic.")
+        self.step("Start the stream", "Every trigger, the worker lands the stream topic's "
+                  f"records in {BRONZE_TRANSACTIONS.name} as received and the valid ones, "
+                  f"typed and enriched, in {SILVER_TRANSACTIONS.name}, exactly once; invalid "
+                  f"records go to {QUARANTINE_TRANSACTIONS.name} and the DLQ topic.")
         self.run("stream", "start", "--from", "earliest")
 
     def start_generator(self) -> None:
@@ -295,10 +304,13 @@ class Tour:
     def show_dashboard(self) -> None:
         from deltalake import DeltaTable
 
-        self.step("Read Delta without Spark", "The real-time dashboard "
-                  "(stream/stream_aggregations) and the quarantine, read with delta-rs.")
-        base = self.data_dir / "delta" / "stream"
-        dashboard = DeltaTable(str(base / "stream_aggregations")).to_pandas()
+        self.step("Read Delta without Spark", "Every table of the medallion by logical "
+                  "name, from the Delta logs; then the real-time dashboard "
+                  f"({GOLD_DASHBOARD.name}) and the quarantine "
+                  f"({QUARANTINE_TRANSACTIONS.name}), read with delta-rs.")
+        self.run("tables")
+        delta_root = self.data_dir / "delta"
+        dashboard = DeltaTable(str(GOLD_DASHBOARD.path(delta_root))).to_pandas()
         latest = dashboard.sort_values(["window_start", "window_revenue"],
                                        ascending=[False, False]).head(5)
         table = Table("window_start", "category", "txn_count", "window_revenue",
@@ -307,7 +319,7 @@ class Tour:
             table.add_row(str(row.window_start), row.category, str(row.txn_count),
                           f"{row.window_revenue:,.2f}", str(row.fraud_alerts))
         console.print(table)
-        quarantine = base / "quarantine"
+        quarantine = QUARANTINE_TRANSACTIONS.path(delta_root)
         if quarantine.exists():
             rows = DeltaTable(str(quarantine)).to_pandas(columns=["reason", "partition",
                                                                   "offset"])
@@ -462,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             code = 130
     if code == 0:
-        table = DEMO_DIR / "delta" / "batches" / BATCH_ID / "aggregated" / "revenue_by_category"
+        table = DEMO_DIR / "delta" / BATCHES_DIR / BATCH_ID / "aggregated" / "revenue_by_category"
         console.print()
         console.print(Panel.fit(f"Tour finished in {time.monotonic() - started:.0f}s.",
                                 border_style="green"))
