@@ -394,10 +394,17 @@ def stream_status(as_json: bool = JsonOpt) -> None:
         return
     print(f"stream: {state}" + (f" (topic {desire.data.get('topic')})" if desire else ""))
     if progress:
-        print_table([progress], ["batch_id", "rows_in", "rows_written", "rows_quarantined",
+        print_table([progress], ["batch_id", "rows_in", "rows_bronze", "rows_written",
+                                 "rows_quarantined", "rows_dropped", "duplicates",
                                  "late_rows", "rows_per_second", "batch_duration_ms",
-                                 "total_rows_written", "total_rows_quarantined"],
+                                 "total_rows_written", "total_rows_quarantined",
+                                 "total_duplicates"],
                     title="latest micro-batch")
+        if progress.get("quality"):
+            print_table(progress["quality"], ["layer", "expectation", "action",
+                                              "rows_checked", "rows_failed", "metric",
+                                              "passed"],
+                        title="expectations, latest micro-batch")
 
 
 # ---- batch -------------------------------------------------------------------------------
@@ -702,12 +709,28 @@ def _describe(event: Event) -> str:
         detail = f"{data.get('analysis_type')} rows={data.get('row_count')}"
         if data.get("error"):
             detail += f" error={data['error']}"
+    elif event.type.value.startswith("backfill."):
+        detail = (f"{data.get('topic')} read={data.get('records_read')} "
+                  f"bronze={data.get('bronze_new')} silver={data.get('silver_new')} "
+                  f"duplicates={data.get('duplicates')} "
+                  f"quarantined={data.get('quarantined')} "
+                  f"chunks={data.get('chunks_done')}/{data.get('chunks_total')}")
+        if data.get("error"):
+            detail += f" error={data['error']}"
+    elif event.type.value.startswith("quality."):
+        detail = (f"{data.get('action')} failure_rate={data.get('failure_rate')} "
+                  f"threshold={data.get('threshold')} over {data.get('window_batches')} "
+                  f"micro-batches (micro-batch {data.get('micro_batch_id')})")
     elif event.type is EventType.COMMAND_REJECTED:
         detail = f"{data.get('code')}: {data.get('message')}"
     elif event.type is EventType.STREAM_PROGRESS:
-        detail = (f"in={data.get('rows_in')} written={data.get('rows_written')} "
+        detail = (f"in={data.get('rows_in')} bronze={data.get('rows_bronze', 0)} "
+                  f"written={data.get('rows_written')} "
                   f"quarantined={data.get('rows_quarantined')} "
+                  f"duplicates={data.get('duplicates', 0)} "
                   f"rate={data.get('rows_per_second')}/s")
+    elif event.type is EventType.STREAM_FAILED and data.get("error"):
+        detail = f"error={data['error']}"
     return f"{when} {event.type.value:<18} {event.subject} {detail}".rstrip()
 
 
