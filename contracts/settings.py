@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # Shutdown waits this long, after the drain, for Kafka to take the last events.
     shutdown_publish_seconds: float = Field(default=10.0, ge=0, le=600)
 
+    # A YAML file of data-quality expectations replacing the shipped defaults.
+    expectations: Path | None = None
+    # Silver keeps one row per transaction_id: a copy is recognised as long as silver holds
+    # the id with an event time at most this far from the copy's (whenever it arrives).
+    dedupe_horizon_hours: float = Field(default=24.0, ge=24, le=24 * 366)
+
     # Kafka security, applied to confluent-kafka clients and to Spark's Kafka source alike.
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512

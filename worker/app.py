@@ -38,12 +38,14 @@ from contracts.kafka_clients import (
 from contracts.registry import Registry
 from contracts.settings import Settings
 from worker.batch_runner import BatchRunner
+from worker.data_plane import build_data_plane
 from worker.errors import CommandRefused
 from worker.event_log import expire_command_answers, rebuild_registry
 from worker.handlers import CommandHandlers
 from worker.health import HealthReporter
 from worker.leadership import Leadership
 from worker.publisher import EventPublisher
+from worker.quality.expectations import InvalidExpectations, load_expectations
 from worker.signals import StopFlag, install_signal_handlers
 from worker.spark_session import SparkStarter
 from worker.stream_manager import StreamManager
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 # Exit code of a worker that stood down because another worker became active: a
 # supervisor may start it again, as a standby.
 EXIT_LEADERSHIP_LOST = 75
+# Exit code of a worker whose configuration cannot be used (the expectations file).
+EXIT_CONFIG = 2
 SPARK_STOP_SECONDS = 20.0
 
 
@@ -85,6 +89,13 @@ class Worker:
         if handle_signals:
             install_signal_handlers(self.stop_flag)
         settings = self.settings
+        try:
+            # Checked before anything starts: a bad file is a clear error, not a surprise
+            # at the first micro-batch.
+            expectations = load_expectations(settings.expectations)
+        except InvalidExpectations as exc:
+            log.error("%s", exc)
+            return EXIT_CONFIG
         with ExitStack() as stack:
             created = ensure_topics(settings)
             if created:
@@ -131,14 +142,20 @@ class Worker:
             if not rebuild_registry(settings, registry, publisher, health, self.stop_flag):
                 return self._exit_code()
             spark = health.spark = spark_start.result()
-            batches = self._batches = BatchRunner(spark, settings, publisher)
+            try:
+                plane = build_data_plane(spark, settings, publisher, health, expectations)
+            except InvalidExpectations as exc:
+                log.error("%s", exc)
+                return EXIT_CONFIG
+            batches = self._batches = plane.batches
             stack.callback(self._drain_batches, batches)                  # 3.
-            stream = self._stream = StreamManager(spark, settings, publisher, health)
+            stack.callback(plane.backfills.shutdown, 0.0)                 # 3.
+            stream = self._stream = plane.stream
             health.problem_sources.append(stream.problems)
             stack.callback(self._stop_stream, stream)                     # 2.
             stack.callback(self.leadership.hold, consumer)                # 1.
             handlers = CommandHandlers(settings, publisher, health, stream, batches,
-                                       self.stop_flag)
+                                       plane.backfills, self.stop_flag)
             epoch = registry.epoch + 1
             publisher.epoch = health.epoch = epoch
             publisher.publish(EventType.WORKER_STARTED, worker_subject(settings.worker_id),
@@ -146,6 +163,7 @@ class Worker:
             log.info("worker %s ready (epoch %d); commands from %s", settings.worker_id,
                      epoch, settings.commands_topic)
             batches.resume(registry)
+            plane.backfills.resume(registry)
             stream.resume(registry)
             self._loop(consumer, publisher, handlers, health)
             if not self.leadership.lost:

@@ -77,7 +77,7 @@ def _read_kafka(spark: SparkSession, settings: Settings, source: KafkaSource) ->
 def _offset_options(settings: Settings, source: KafkaSource) -> dict[str, str]:
     """Spark offset options, checked against the topic's real offsets first so a bad range
     fails at once with a clear message instead of a long poll timeout."""
-    bounds = _watermarks(settings, source.topic)
+    bounds = topic_watermarks(settings, source.topic)
     opts: dict[str, str] = {}
     for name, spec, default in (("starting", source.start_offset, -2),
                                 ("ending", source.end_offset, -1)):
@@ -103,7 +103,7 @@ def _offset_options(settings: Settings, source: KafkaSource) -> dict[str, str]:
     return opts
 
 
-def _watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
+def topic_watermarks(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
     consumer = make_consumer(settings)
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)

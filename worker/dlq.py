@@ -74,7 +74,7 @@ class DlqForwarder:
 
     # ---- the hot path ------------------------------------------------------------------
 
-    def forward(self, rows: DataFrame, batch_id: int) -> None:
+    def forward(self, rows: DataFrame, batch_id: int | str) -> None:
         """Send a micro-batch's quarantined rows (raw_key, raw_value, reason, topic,
         partition, offset), or record them as owed when the DLQ is not writable."""
         from pyspark.sql import functions as F

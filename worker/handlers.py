@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from contracts.commands import (
+    BackfillCommand,
+    CancelBackfillCommand,
     CancelBatchCommand,
     PingCommand,
     RunBatchCommand,
@@ -19,9 +21,10 @@ from contracts.commands import (
 )
 from contracts.events import CommandAcceptedData, EventType, worker_subject
 from contracts.settings import Settings
+from worker.backfill_runner import BackfillRunner
 from worker.batch_runner import BatchRunner
 from worker.health import HealthReporter
-from worker.input_guard import check_run_batch, check_start_stream
+from worker.input_guard import check_run_batch, check_source_topic, check_start_stream
 from worker.publisher import EventPublisher
 from worker.signals import StopFlag
 from worker.stream_manager import StreamManager
@@ -31,12 +34,14 @@ FollowUp = Callable[[], None] | None
 
 class CommandHandlers:
     def __init__(self, settings: Settings, publisher: EventPublisher, health: HealthReporter,
-                 stream: StreamManager, batches: BatchRunner, stop_flag: StopFlag) -> None:
+                 stream: StreamManager, batches: BatchRunner, backfills: BackfillRunner,
+                 stop_flag: StopFlag) -> None:
         self.settings = settings
         self.publisher = publisher
         self.health = health
         self.stream = stream
         self.batches = batches
+        self.backfills = backfills
         self.stop_flag = stop_flag
 
     def dispatch(self, command: Any) -> tuple[CommandAcceptedData, FollowUp]:
@@ -68,6 +73,17 @@ class CommandHandlers:
         batch_id = command.payload.batch_id
         cancel = self.batches.prepare_cancel(batch_id, command.command_id)
         return CommandAcceptedData(command_type=command.type, batch_id=batch_id), cancel
+
+    def _on_backfill(self, command: BackfillCommand) -> tuple[CommandAcceptedData, FollowUp]:
+        check_source_topic(command.payload.topic, self.settings)
+        backfill_id, submit = self.backfills.prepare_submit(command.payload, command.command_id)
+        return CommandAcceptedData(command_type=command.type, backfill_id=backfill_id), submit
+
+    def _on_cancel_backfill(self, command: CancelBackfillCommand
+                            ) -> tuple[CommandAcceptedData, FollowUp]:
+        backfill_id = command.payload.backfill_id
+        cancel = self.backfills.prepare_cancel(backfill_id, command.command_id)
+        return CommandAcceptedData(command_type=command.type, backfill_id=backfill_id), cancel
 
     def _on_shutdown(self, command: ShutdownCommand) -> tuple[CommandAcceptedData, FollowUp]:
         def stop() -> None:

@@ -12,6 +12,13 @@ import re
 from pathlib import Path
 
 from contracts.settings import Settings
+from contracts.tables import (
+    BRONZE_TRANSACTIONS,
+    GOLD_DASHBOARD,
+    QUALITY_METRICS,
+    QUARANTINE_TRANSACTIONS,
+    SILVER_TRANSACTIONS,
+)
 
 # One file name of the characters ids and topic names may use; never "." or "..".
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]{1,255}")
@@ -26,17 +33,35 @@ class StoragePaths:
         self.root = settings.data_dir.resolve()
         self.delta = self.root / "delta"
 
+    # The medallion's tables, by their logical names (contracts.tables).
+    @property
+    def bronze(self) -> Path:
+        return BRONZE_TRANSACTIONS.path(self.delta)
+
+    @property
+    def silver(self) -> Path:
+        return SILVER_TRANSACTIONS.path(self.delta)
+
     @property
     def transactions(self) -> Path:
-        return self.delta / "stream" / "transactions"
+        """The transactions that batches and the dashboard read: silver."""
+        return self.silver
 
     @property
     def quarantine(self) -> Path:
-        return self.delta / "stream" / "quarantine"
+        return QUARANTINE_TRANSACTIONS.path(self.delta)
+
+    @property
+    def quality_metrics(self) -> Path:
+        return QUALITY_METRICS.path(self.delta)
+
+    @property
+    def gold_dashboard(self) -> Path:
+        return GOLD_DASHBOARD.path(self.delta)
 
     @property
     def stream_aggregations(self) -> Path:
-        return self.delta / "stream" / "stream_aggregations"
+        return self.gold_dashboard
 
     def batch_raw(self, batch_id: str) -> Path:
         return self._inside(self.delta / "batches", batch_id, "raw")

@@ -1,9 +1,11 @@
-"""The streaming ingest's life cycle: Kafka `transactions-stream` -> Delta, exactly once,
-in `streaming-pool`.
+"""The streaming ingest's life cycle: Kafka `transactions-stream` -> bronze -> silver
+(+ quarantine, quality metrics, gold dashboard), exactly once, in `streaming-pool`.
 
 Starts, stops, restarts (from the checkpoint, when the query dies of a transient fault)
-and reports the one Structured Streaming query; what a micro-batch writes is
-`worker.micro_batch`. After each micro-batch it publishes `stream.progress`.
+and reports the one Structured Streaming query. What a micro-batch writes is
+`worker.medallion` (through `worker.stream_batch`); after each micro-batch this publishes
+`stream.progress` and any `quality.alert` / `quality.recovered`. A `fail` expectation ends
+the stream with `stream.failed` (`EXPECTATION_FAILED`), without a restart.
 """
 
 from __future__ import annotations
@@ -24,23 +26,24 @@ from contracts.events import (
     EventType,
     StreamHealth,
     StreamLifecycle,
-    StreamProgress,
     StreamState,
     stream_progress_subject,
     stream_subject,
 )
 from contracts.registry import Registry
 from contracts.settings import Settings
-from worker.dashboard import DashboardUpdater
+from contracts.tables import STREAM_TABLES
 from worker.dashboard_refresher import DashboardRefresher
 from worker.dlq import DlqForwarder
 from worker.errors import CommandRefused, short_message
 from worker.health import HealthReporter
 from worker.input_guard import check_source_topic
-from worker.micro_batch import MicroBatchWriter, log_trigger_overhead
+from worker.medallion import Medallion, log_trigger_overhead
 from worker.publisher import EventPublisher
+from worker.quality.checks import ExpectationFailed
 from worker.spark_session import STREAMING_POOL
 from worker.storage import StoragePaths
+from worker.stream_batch import StreamBatches, alert_event, progress_of
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -58,7 +61,7 @@ _RESTART_PAUSE_MAX = 30.0
 
 class StreamManager:
     def __init__(self, spark: SparkSession, settings: Settings, publisher: EventPublisher,
-                 health: HealthReporter) -> None:
+                 health: HealthReporter, medallion: Medallion) -> None:
         self.spark = spark
         self.settings = settings
         self.publisher = publisher
@@ -77,10 +80,10 @@ class StreamManager:
         self._query: StreamingQuery | None = None
         self._options: dict[str, Any] = {}
         self._stop_reason = ""
-        self._writer = MicroBatchWriter(self.paths)
+        self._batches = StreamBatches(medallion)
+        self._fatal: ErrorInfo | None = None  # why the query must not be restarted
         self._started_at: datetime | None = None
-        self._totals = {"written": 0, "quarantined": 0}
-        self._dashboard = DashboardUpdater(spark, self.paths)
+        self._dashboard = medallion.dashboard
         self._refresher: DashboardRefresher | None = None
 
     # ---- commands ----------------------------------------------------------------------
@@ -221,6 +224,9 @@ class StreamManager:
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", STREAMING_POOL)
         self._refresher = DashboardRefresher(
             self._dashboard, checkpoint / "dashboard-pending.json", STREAMING_POOL)
+        self._batches.seed_alerts({
+            f"{a.layer}.{a.expectation}": a.opened_at
+            for a in self.publisher.registry.quality_alerts.values()})
         if self._dlq is None:
             self._dlq = DlqForwarder(spark, self.settings, self.paths.quarantine,
                                      checkpoint / "dlq-owed.json", STREAMING_POOL)
@@ -267,14 +273,16 @@ class StreamManager:
         now = time.monotonic()
         self._failing_since = self._failing_since or now
         self._close_refresher(60.0)
-        if now - self._failing_since > RESTART_WINDOW_SECONDS:
-            log.error("stream failed for good: %s", short_message(error))
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None or now - self._failing_since > RESTART_WINDOW_SECONDS:
+            log.error("stream failed for good: %s",
+                      fatal.message if fatal else short_message(error))
             with self._lock:
                 self._query = None
                 self._set_state(StreamState.FAILED)
             self._publish_lifecycle(EventType.STREAM_FAILED, StreamState.FAILED, options, None,
-                                    error=ErrorInfo(code=ErrorCode.INTERNAL_ERROR,
-                                                    message=short_message(error)))
+                                    error=fatal or ErrorInfo(code=ErrorCode.INTERNAL_ERROR,
+                                                             message=short_message(error)))
             return
         log.warning("stream query died (%s); restarting it from its checkpoint",
                     short_message(error))
@@ -361,6 +369,7 @@ class StreamManager:
             topic=options.get("topic"),
             starting_offsets=options.get("starting_offsets"),
             trigger_seconds=options.get("trigger_seconds"),
+            tables={spec.name: str(spec.path(self.paths.delta)) for spec in STREAM_TABLES},
             **extra,
         )
         self.publisher.publish(event_type, self.subject, data, command_id=command_id, flush=True)
@@ -373,34 +382,32 @@ class StreamManager:
                 # Not committed: the next start replays this micro-batch from its offsets.
                 raise StreamStopping(f"micro-batch {batch_id} not started: the stream stops")
             started = time.monotonic()
-            stats = self._writer.write(df, batch_id, app_id, self._refresher, self._dlq)
+            try:
+                written = self._batches.write(df, batch_id, app_id, self._refresher, self._dlq)
+            except ExpectationFailed as exc:
+                # Not committed either: after the expectation (or the data) is fixed, a
+                # start replays this micro-batch.
+                self._fatal = ErrorInfo(code=ErrorCode.EXPECTATION_FAILED,
+                                        message=f"micro-batch {batch_id}: {exc}")
+                raise
             duration = time.monotonic() - started
         if log.isEnabledFor(logging.DEBUG) and self._query is not None:
             log_trigger_overhead(self._query)
-        if stats is None:
+        if written is None:
             return
-        self._totals["written"] += stats["valid"]
-        self._totals["quarantined"] += stats["invalid"]
-        rows_in = stats["valid"] + stats["invalid"]
-        progress = StreamProgress(
-            query_id=str(self._query.id) if self._query is not None else "",
-            batch_id=batch_id,
-            rows_in=rows_in,
-            rows_written=stats["valid"],
-            rows_quarantined=stats["invalid"],
-            late_rows=stats["late"],
-            rows_per_second=round(rows_in / duration, 1) if duration > 0 else 0.0,
-            batch_duration_ms=int(duration * 1000),
-            offsets={topic: stats["offsets"]},
-            total_rows_written=self._totals["written"],
-            total_rows_quarantined=self._totals["quarantined"],
-            dlq_owed_batches=self._dlq.owed() if self._dlq is not None else 0,
-        )
+        counts, alerts = written
         self._failing_since = None  # a good micro-batch: restarts start counting afresh
         if self._abandoned.is_set():
             return
+        progress = progress_of(
+            counts, self._batches.totals, batch_id=batch_id, duration=duration, topic=topic,
+            query_id=str(self._query.id) if self._query is not None else "",
+            dlq_owed=self._dlq.owed() if self._dlq is not None else 0)
         self.health.update_stream(last_progress=progress.model_dump(mode="json"))
         self.publisher.publish(EventType.STREAM_PROGRESS, self.progress_subject, progress)
+        for change in alerts:
+            self.publisher.publish(*alert_event(change))
+
 
 class StreamStopping(Exception):
     """Raised inside a micro-batch that begins after a stop was requested."""

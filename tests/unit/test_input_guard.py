@@ -253,9 +253,11 @@ class _Untouchable:
 def test_handlers_refuse_before_touching_the_stream_or_batches(settings: Settings) -> None:
     handlers = CommandHandlers(settings, publisher=None, health=None,  # type: ignore[arg-type]
                                stream=_Untouchable(), batches=_Untouchable(),  # type: ignore[arg-type]
+                               backfills=_Untouchable(),  # type: ignore[arg-type]
                                stop_flag=None)  # type: ignore[arg-type]
     for raw in (_command("start_stream", {"topic": "dlq-x"}), _kafka_batch(topic="evt-x"),
-                _kafka_batch(topic="cmd-x")):
+                _kafka_batch(topic="cmd-x"), _command("backfill", {"topic": "evt-x"}),
+                _command("backfill", {"topic": "__consumer_offsets"})):
         with pytest.raises(CommandRefused) as info:
             handlers.dispatch(decode_command(raw))
         assert info.value.code is ErrorCode.INVALID_REQUEST
