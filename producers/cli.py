@@ -774,6 +774,7 @@ def seed_history(records: int = typer.Option(1_000_000, help="Records to write."
     """Write realistic history into silver.transactions (delta/silver/transactions),
     enriched like the stream's rows (idempotent with --seed)."""
     from contracts.tables import SILVER_TRANSACTIONS
+    from producers.seeder import LegacyLayout
     from producers.seeder import seed_history as run_seed
 
     if records < 1 or days < 1:
@@ -783,7 +784,7 @@ def seed_history(records: int = typer.Option(1_000_000, help="Records to write."
     try:
         summary = run_seed(_settings(), records=records, days=days, kafka_topic=kafka_topic,
                            seed=seed, progress=not as_json)
-    except (KafkaUnavailable, ConnectionError, DeliveryError) as exc:
+    except (KafkaUnavailable, ConnectionError, DeliveryError, LegacyLayout) as exc:
         raise _fail(str(exc), as_json) from None
     out = {"ok": True, "records": summary.records, "by_category": summary.by_category,
            "first_date": summary.first_date, "last_date": summary.last_date,

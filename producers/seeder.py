@@ -193,6 +193,10 @@ def _progress_of(path: Path, app_id: str) -> tuple[int | None, int | None]:
     return done, None
 
 
+class LegacyLayout(RuntimeError):
+    """The data directory still has the table layout from before the medallion."""
+
+
 def seed_history(
     settings: Settings,
     *,
@@ -224,6 +228,13 @@ def seed_history(
     gen = generator or TransactionGenerator(seed)
     schema = silver_arrow_schema()
     path = silver_table_path(settings)
+    legacy = settings.delta_dir / "stream" / "transactions"
+    if (legacy / "_delta_log").is_dir() and not path.exists():
+        # The worker moves the old table to silver on its first start; seeding first would
+        # leave two histories side by side.
+        raise LegacyLayout(f"{legacy} is the transactions table of an older version: start "
+                           "`pipeline worker` once (it moves the table to "
+                           f"{path}), then seed")
     app_id = seed_app_id(records, days, gen.seed, chunk_rows, end)
     done_chunk, done_end_ms = _progress_of(path, app_id)
     last_chunk = (records - 1) // chunk_rows  # -1 when there is nothing to write

@@ -17,7 +17,7 @@ from contracts.silver import SILVER_EXTRA_COLUMNS
 from contracts.spark_schema import FIELD_RULES, spark_schema_json
 from contracts.tables import SILVER_TRANSACTIONS
 from contracts.transaction import TransactionEvent
-from producers.seeder import SeedSummary, seed_history
+from producers.seeder import LegacyLayout, SeedSummary, seed_history
 from producers.silver_arrow import silver_arrow_schema
 
 END = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
@@ -178,3 +178,11 @@ def test_summary_renders(seeded: tuple[Settings, SeedSummary]) -> None:
     console.print(seeded[1].render())
     text = console.export_text()
     assert "grocery" in text and "fraud rate" in text
+
+
+def test_seeding_an_old_layout_asks_for_the_worker_first(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    (settings.delta_dir / "stream" / "transactions" / "_delta_log").mkdir(parents=True)
+    with pytest.raises(LegacyLayout, match="start `pipeline worker` once"):
+        seed_history(settings, records=10, days=1, seed=1)
+    assert not SILVER_TRANSACTIONS.path(settings.delta_dir).exists()
