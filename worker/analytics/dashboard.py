@@ -5,9 +5,10 @@ Two entry points share one aggregation:
 * `realtime_dashboard(stream_df)`: the streaming form, watermark (10 minutes) plus
   sliding windows, for a streaming query in update/append mode.
 * `dashboard_windows(df)`: the same windows for a *static* DataFrame. The stream manager
-  uses it to recompute, per micro-batch, the windows touched by the new rows from the Delta
-  table and upsert them into `stream/stream_aggregations`, which keeps the dashboard fresh
-  within a trigger instead of only after watermark expiry (docs/design.md#exactly-once-ingest).
+  uses it to recompute, per micro-batch, the windows touched by the new rows from silver
+  and upsert them into `gold.dashboard`, which keeps the dashboard fresh within a trigger
+  instead of only after watermark expiry
+  (docs/design.md#the-medallion-one-query-every-layer).
   `affected_windows` tells it which source rows to read and which windows are complete.
 """
 
@@ -34,7 +35,7 @@ _WINDOW = "5 minutes"
 _SLIDE = "1 minute"
 
 DASHBOARD_KEY_COLUMNS = ("window_start", "category")
-"""The upsert key of `stream/stream_aggregations`: one row per window and category."""
+"""The upsert key of `gold.dashboard`: one row per window and category."""
 
 
 def _windowed(df: DataFrame) -> DataFrame:
