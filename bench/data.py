@@ -43,7 +43,8 @@ def prefill(env: dict[str, str], topic: str, count: int, invalid_rate: float,
 
 @dataclass(frozen=True)
 class History:
-    """A slice of `stream/transactions` history: dates [start_date, end_date]."""
+    """A slice of silver.transactions history, as the seeder wrote it: dates
+    [start_date, end_date]."""
 
     label: str
     records: int

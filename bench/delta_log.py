@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -100,4 +101,37 @@ def wait_rows(tails: list[DeltaTail], expected: int, timeout: float,
             return rows, last
         if time.monotonic() > deadline:
             return rows, None
+        time.sleep(interval)
+
+
+@dataclass
+class LayerDone:
+    rows: int = 0
+    done_at: float | None = None   # readable_at of the commit that completed the layer
+
+
+def wait_layers(layers: Mapping[str, list[DeltaTail]],
+                targets: Mapping[str, int | Callable[[], int]], timeout: float,
+                interval: float = 0.1) -> dict[str, LayerDone]:
+    """`wait_rows` for several layers at once: poll every tail until each layer's tails
+    together added its target rows (a callable target is asked again at every poll: it
+    may shrink as the worker reports rows it skipped). Per layer: its rows and the
+    readable_at of the commit that completed it, or None on timeout."""
+    deadline = time.monotonic() + timeout
+    out = {name: LayerDone() for name in layers}
+    last: dict[str, float | None] = dict.fromkeys(layers)
+    while True:
+        for name, tails in layers.items():
+            for tail in tails:
+                for commit in tail.poll():
+                    prev = last[name]
+                    last[name] = commit.readable_at if prev is None else max(
+                        prev, commit.readable_at)
+            done = out[name]
+            done.rows = sum(t.rows for t in tails)
+            target = targets[name]
+            if done.done_at is None and done.rows >= (target() if callable(target) else target):
+                done.done_at = last[name]
+        if all(d.done_at is not None for d in out.values()) or time.monotonic() > deadline:
+            return out
         time.sleep(interval)

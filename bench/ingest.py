@@ -1,6 +1,7 @@
-"""Ingest throughput: a pre-filled topic into `stream/transactions` (+ quarantine) by the
-worker, against the raw consume rate of the topic (the limit) and a naive PySpark job
-(the peer) in its own process."""
+"""Ingest throughput: a pre-filled topic through the worker's medallion, per layer (every
+record into bronze.transactions; the valid, deduplicated ones into silver.transactions and
+the rest into quarantine.transactions), against the raw consume rate of the topic (the
+limit) and a naive PySpark job (the peer) in its own process."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
-from bench.delta_log import DeltaTail, wait_rows
+from bench.delta_log import DeltaTail, LayerDone, wait_layers
 from bench.harness import Harness
 from bench.memory import RssSampler
 from bench.profiling import step_timings
@@ -95,32 +96,57 @@ def naive_peer(env: dict[str, str], bootstrap: str, topic: str, out_dir: Path,
 
 def stream_ingest(h: Harness, topic: str, expected: int, *, label: str,
                   timeout: float | None = None) -> dict[str, Any]:
-    """start_stream (earliest) on a pre-filled topic; timed from the command to the Delta
-    commit that makes transactions + quarantine rows reach `expected`."""
+    """start_stream (earliest) on a pre-filled topic, medallion on. Timed from the command
+    to the Delta commit that makes bronze hold `expected` records (layers.bronze), and to
+    the one that makes silver + quarantine hold them (layers.silver; transactions the
+    silver dedupe skipped, as the worker reports them, count as held). Top-level
+    `seconds` / `records_per_s`: every layer written, the later of the two."""
     paths = h.paths
-    tails = [DeltaTail(paths.transactions), DeltaTail(paths.quarantine)]
+    bronze = DeltaTail(paths.bronze)
+    silver, quarantine = DeltaTail(paths.silver), DeltaTail(paths.quarantine)
     log_mark = h.worker.log_offset()
     event_mark = h.watcher.mark()
+
+    def progress() -> list[dict[str, Any]]:
+        return [e.data for e in h.watcher.since(event_mark) if e.type == "stream.progress"]
+
+    def silver_target() -> int:
+        return expected - sum(int(p.get("duplicates") or 0) for p in progress())
+
     sent_wall, start_s = h.start_stream(topic, "earliest")
-    rows, done_at = wait_rows(tails, expected, timeout or max(300.0, expected / 500))
+    done = wait_layers({"bronze": [bronze], "silver": [silver, quarantine]},
+                       {"bronze": expected, "silver": silver_target},
+                       timeout or max(300.0, expected / 500))
     h.stop_stream()
-    progress = [e.data for e in h.watcher.since(event_mark) if e.type == "stream.progress"]
-    rows_in = sum(int(p.get("rows_in", 0)) for p in progress)
-    processing = sum(int(p.get("batch_duration_ms", 0)) for p in progress) / 1000
-    seconds = (done_at - sent_wall) if done_at is not None else None
+    batches = progress()
+    rows_in = sum(int(p.get("rows_in", 0)) for p in batches)
+    processing = sum(int(p.get("batch_duration_ms", 0)) for p in batches) / 1000
+    layers = {name: _layer(d, sent_wall, expected) for name, d in done.items()}
+    ends = [d.done_at for d in done.values() if d.done_at is not None]
+    seconds = max(ends) - sent_wall if len(ends) == len(done) else None
     return {
         "label": label,
         "topic": topic,
         "records": expected,
-        "rows_seen": rows,
-        "rows_valid": tails[0].rows,
-        "rows_quarantined": tails[1].rows,
-        "complete": done_at is not None,
+        "rows_seen": done["silver"].rows,
+        "rows_bronze": bronze.rows,
+        "rows_valid": silver.rows,
+        "rows_quarantined": quarantine.rows,
+        "duplicates": sum(int(p.get("duplicates") or 0) for p in batches),
+        "complete": seconds is not None,
         "seconds": round(seconds, 3) if seconds is not None else None,
         "records_per_s": rate(expected, seconds),
+        "layers": layers,
         "query_start_s": round(start_s, 3),
-        "micro_batches": len(progress),
+        "micro_batches": len(batches),
         "processing_s": round(processing, 3),
         "processing_records_per_s": rate(rows_in, processing),
         "steps": step_timings(h.worker.log_text(log_mark)),
     }
+
+
+def _layer(done: LayerDone, sent_wall: float, expected: int) -> dict[str, Any]:
+    seconds = done.done_at - sent_wall if done.done_at is not None else None
+    return {"seconds": round(seconds, 3) if seconds is not None else None,
+            "records_per_s": rate(expected, seconds), "rows": done.rows,
+            "complete": done.done_at is not None}

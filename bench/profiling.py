@@ -1,6 +1,7 @@
 """The worker's own profile: micro-batch step timings it logs at DEBUG level
-(`micro-batch N: parse+count=..s transactions=..s quarantine=..s dlq=..s`) and the dashboard
-upserts its refresher thread runs beside the micro-batches
+(`micro-batch N: parse+count=..s bronze=..s silver=..s quarantine+dlq=..s quality=..s`,
+worker/medallion.py StepTimer; a step the micro-batch had nothing for is left out) and
+the dashboard upserts its refresher thread runs beside the micro-batches
 (`dashboard upsert: S span(s) for B micro-batch(es) in ..s`)."""
 
 from __future__ import annotations
