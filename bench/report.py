@@ -1,9 +1,8 @@
-"""Results out: `bench/results.json`, a rich table on the terminal, `docs/benchmarks.md`."""
+"""Results out: `bench/results.json`, a rich table on the terminal, `docs/benchmarks.md`
+(its text: bench/report_doc.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,71 +12,66 @@ from rich.table import Table
 
 from bench.config import BenchConfig
 from bench.profiling import merge
+from bench.report_doc import render_markdown
+from bench.report_fmt import Headline
+from bench.report_fmt import fmt as _fmt
+from bench.report_fmt import get as _get
+from bench.report_fmt import ratio as _ratio
 
 HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "results.json"
 DOC_PATH = HERE.parent / "docs" / "benchmarks.md"
 
-
-@dataclass(frozen=True)
-class Headline:
-    measurement: str
-    figure: str
-    value: str
-    baseline: str
-    ratio: str
+# Freshness per layer: (figure, results key, older name of the key).
+FRESHNESS = (
+    ("produce → readable in bronze.transactions", "produce_to_bronze_s", None),
+    ("produce → readable in silver.transactions", "produce_to_silver_s", "produce_to_readable_s"),
+    ("produce → gold.dashboard window upserted", "produce_to_dashboard_s", None),
+)
 
 
-def _get(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, int | float):
-        if unit == "rec/s":
-            return f"{value:,.0f} rec/s"
-        text = f"{value:,.{digits}f}"
-        return f"{text} {unit}".strip()
-    return str(value)
-
-
-def _ratio(value: Any, baseline: Any, fmt: str = "{:.2f}x") -> str:
-    if not isinstance(value, int | float) or not isinstance(baseline, int | float) or \
-            not baseline:
-        return "n/a"
-    return fmt.format(value / baseline)
-
-
-def headlines(r: dict[str, Any]) -> list[Headline]:
-    rows: list[Headline] = []
-    add = rows.append
-
-    worker_rate = _get(r, "ingest_worker", "records_per_s")
+def _ingest(r: dict[str, Any]) -> list[Headline]:
+    ing = r.get("ingest_worker") or {}
+    every = ing.get("records_per_s")  # every layer written
+    bronze = _get(ing, "layers", "bronze", "records_per_s")
+    silver = _get(ing, "layers", "silver", "records_per_s")
     raw = _get(r, "raw_consume", "records_per_s")
     warm = _get(r, "naive_peer", "warm", "records_per_s")
     cold = _get(r, "naive_peer", "cold", "records_per_s")
-    add(Headline("Ingest throughput", "worker vs raw confluent-kafka consume (the limit)",
-                 _fmt(worker_rate, "rec/s"), _fmt(raw, "rec/s"), _ratio(worker_rate, raw)))
-    add(Headline("", "worker vs naive PySpark Kafka→Delta, warm run",
-                 _fmt(worker_rate, "rec/s"), _fmt(warm, "rec/s"), _ratio(worker_rate, warm)))
-    add(Headline("", "worker vs naive PySpark, cold first run (start-up excluded)",
-                 _fmt(worker_rate, "rec/s"), _fmt(cold, "rec/s"), _ratio(worker_rate, cold)))
+    return [
+        Headline("Ingest throughput", "worker, every layer written, vs raw confluent-kafka "
+                 "consume (the limit)", _fmt(every, "rec/s"), _fmt(raw, "rec/s"),
+                 _ratio(every, raw)),
+        Headline("", "bronze.transactions (every record as received) vs naive PySpark "
+                 "Kafka→Delta, warm run", _fmt(bronze, "rec/s"), _fmt(warm, "rec/s"),
+                 _ratio(bronze, warm)),
+        Headline("", "silver.transactions + quarantine (validated, deduplicated; the last "
+                 "layer) vs naive PySpark, warm run", _fmt(silver, "rec/s"),
+                 _fmt(warm, "rec/s"), _ratio(silver, warm)),
+        Headline("", "worker, every layer written, vs naive PySpark, cold first run "
+                 "(start-up excluded)", _fmt(every, "rec/s"), _fmt(cold, "rec/s"),
+                 _ratio(every, cold)),
+    ]
 
+
+def _freshness(r: dict[str, Any]) -> list[Headline]:
     fresh = r.get("freshness") or {}
     trigger = fresh.get("trigger_seconds")
-    for label, key in (("produce → readable in Delta", "produce_to_readable_s"),
-                       ("produce → dashboard window upserted", "produce_to_dashboard_s")):
-        p50, p95 = _get(fresh, key, "p50"), _get(fresh, key, "p95")
-        add(Headline("Freshness" if key == "produce_to_readable_s" else "",
-                     f"{label}, p50 / p95 (ratio: p50 in trigger intervals)",
-                     f"{_fmt(p50, 's')} / {_fmt(p95, 's')}",
-                     f"trigger {_fmt(trigger, 's', 1)}", _ratio(p50, trigger)))
+    rows: list[Headline] = []
+    for label, key, old in FRESHNESS:
+        figures = fresh.get(key) or (fresh.get(old) if old else None) or {}
+        p50, p95 = figures.get("p50"), figures.get("p95")
+        rows.append(Headline("" if rows else "Freshness",
+                             f"{label}, p50 / p95 (ratio: p50 in trigger intervals)",
+                             f"{_fmt(p50, 's')} / {_fmt(p95, 's')}",
+                             f"trigger {_fmt(trigger, 's', 1)}", _ratio(p50, trigger)))
+    return rows
+
+
+def headlines(r: dict[str, Any]) -> list[Headline]:
+    rows: list[Headline] = [*_ingest(r), *_freshness(r)]
+    add = rows.append
+    worker_rate = _get(r, "ingest_worker", "records_per_s")
 
     idle, load = r.get("latency_idle") or {}, _get(r, "isolation", "pings_under_load") or {}
     for q in ("p50", "p99"):
@@ -96,8 +90,8 @@ def headlines(r: dict[str, Any]) -> list[Headline]:
                  _ratio(ta.get("traditional_median_s"), ta.get("worker_median_s"))))
 
     iso_rate = _get(r, "isolation", "ingest", "records_per_s")
-    add(Headline("Isolation", "stream rate with full_report batches running vs solo",
-                 _fmt(iso_rate, "rec/s"), _fmt(worker_rate, "rec/s"),
+    add(Headline("Isolation", "stream rate (every layer) with full_report batches running "
+                 "vs solo", _fmt(iso_rate, "rec/s"), _fmt(worker_rate, "rec/s"),
                  _ratio(iso_rate, worker_rate, "{:.0%}")))
 
     rs = r.get("restart") or {}
@@ -181,249 +175,3 @@ def write_reports(results: dict[str, Any], errors: dict[str, str], timings: dict
         console.print(f"partial run (BENCH_ONLY): {DOC_PATH.name} left as it was")
     else:
         DOC_PATH.write_text(render_markdown(payload, rows), encoding="utf-8")
-
-
-# ---- docs/benchmarks.md ------------------------------------------------------------------
-
-
-def _md_table(header: list[str], body: list[list[str]]) -> str:
-    def esc(cell: str) -> str:
-        return cell.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def _detail_lines(r: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    w: Callable[[str], None] = out.append
-    ing = r.get("ingest_worker") or {}
-    naive = r.get("naive_peer") or {}
-    raw, rawp = r.get("raw_consume") or {}, r.get("raw_consume_parse") or {}
-    w(f"- **Ingest** ({_fmt(ing.get('records'), '', 0)} records, 1% malformed): worker "
-      f"{_fmt(ing.get('seconds'), 's')} end to end (start_stream → last Delta commit), of "
-      f"which {_fmt(ing.get('query_start_s'), 's')} to start the query and "
-      f"{_fmt(ing.get('processing_s'), 's')} inside {ing.get('micro_batches', 'n/a')} "
-      f"micro-batch(es) ({_fmt(ing.get('processing_records_per_s'), 'rec/s')} while "
-      f"processing); {ing.get('rows_valid', 'n/a')} rows to `stream/transactions`, "
-      f"{ing.get('rows_quarantined', 'n/a')} to quarantine.")
-    w(f"- **Raw consume**: {_fmt(raw.get('records_per_s'), 'rec/s')} "
-      f"({_fmt(raw.get('mib_per_s'), 'MiB/s', 1)}, {raw.get('avg_record_bytes', 'n/a')} "
-      f"bytes/record); with orjson parsing {_fmt(rawp.get('records_per_s'), 'rec/s')}.")
-    w(f"- **Naive PySpark peer**: Spark start-up {_fmt(naive.get('spark_start_s'), 's')}, "
-      f"cold run {_fmt(_get(naive, 'cold', 'seconds'), 's')}, warm run "
-      f"{_fmt(_get(naive, 'warm', 'seconds'), 's')}, process wall "
-      f"{_fmt(naive.get('process_wall_s'), 's')}. It only parses and appends: no validation, "
-      "quarantine, DLQ, dashboard or exactly-once bookkeeping.")
-    fr = r.get("freshness") or {}
-    if fr:
-        w(f"- **Freshness** ({_fmt(fr.get('rate_per_s'), '/s', 0)} for "
-          f"{_fmt(fr.get('seconds'), 's', 0)}, trigger {_fmt(fr.get('trigger_seconds'), 's', 1)}"
-          f"): produce → write start p50 "
-          f"{_fmt(_get(fr, 'produce_to_processing_start_s', 'p50'), 's')}, write start → "
-          f"readable p50 {_fmt(_get(fr, 'processing_start_to_readable_s', 'p50'), 's')}; "
-          f"{fr.get('commits', 'n/a')} commits for {fr.get('rows_readable', 'n/a')} rows.")
-    idle = r.get("latency_idle") or {}
-    load = _get(r, "isolation", "pings_under_load") or {}
-    if idle:
-        def p50(data: dict[str, Any], key: str) -> str:
-            return _fmt(_get(data, key, "p50"), "ms", 1)
-
-        w(f"- **Command latency**: idle p50 {p50(idle, 'pong_ms')} = command → pong produced "
-          f"{p50(idle, 'command_to_pong_produced_ms')} + pong → client "
-          f"{p50(idle, 'pong_produced_to_client_ms')}; under load p50 {p50(load, 'pong_ms')} = "
-          f"{p50(load, 'command_to_pong_produced_ms')} + "
-          f"{p50(load, 'pong_produced_to_client_ms')} "
-          f"({idle.get('pings')} idle, {load.get('pings')} loaded pings).")
-    ta = r.get("turnaround") or {}
-    if ta:
-        jobs = ta.get("traditional_runs") or []
-        inner = ", ".join(f"start {j.get('spark_start_s')} s + job {j.get('job_s')} s + "
-                          f"stop {j.get('spark_stop_s')} s" for j in jobs)
-        runs = ", ".join(f"{x.get('seconds')} s" for x in ta.get("worker_runs") or [])
-        w(f"- **Turnaround** over {_fmt(ta.get('history_rows'), '', 0)} history rows: worker "
-          f"runs {runs} (submit → batch.completed; the worker also writes the batch's raw "
-          f"copy); fresh processes {inner}.")
-    iso = r.get("isolation") or {}
-    if iso:
-        w(f"- **Isolation**: {iso.get('full_reports')} full_report batches over "
-          f"{_fmt(iso.get('history_rows'), '', 0)} rows took "
-          f"{', '.join(f'{v} s' for v in (iso.get('batches_s') or {}).values())}; they covered "
-          f"{_fmt(iso.get('load_coverage'), '', 2)} of the ingest window (1.00 = all of it).")
-    rs = r.get("restart") or {}
-    if rs:
-        w(f"- **Restart**: {_fmt(rs.get('events'), '', 0)} synthetic batch.completed events "
-          f"and {_fmt(rs.get('commands'), '', 0)} command answers; "
-          "client-side "
-          f"read+decode {_fmt(_get(rs, 'fold', 'read_decode_s'), 's')}, fold "
-          f"{_fmt(_get(rs, 'fold', 'fold_s'), 's', 3)}; worker log: "
-          f"{_get(rs, 'worker_rebuild', 'events')} events rebuilt in "
-          f"{_fmt(_get(rs, 'worker_rebuild', 'seconds'), 's')}.")
-    mem = r.get("memory") or {}
-    if mem:
-        phases = ", ".join(f"{k} {v:.0f}" for k, v in (mem.get("peak_by_phase_mib") or {}).items())
-        w(f"- **Memory** (MiB, sampled every {mem.get('interval_s')} s): peak "
-          f"{_fmt(mem.get('peak_rss_mib'), '', 0)} "
-          f"(Python {_fmt(mem.get('peak_python_mib'), '', 0)}, "
-          f"JVM {_fmt(mem.get('peak_jvm_mib'), '', 0)}); per phase: {phases}.")
-    return out
-
-
-def _profile_table(backlog: dict[str, Any], steady: dict[str, Any]) -> str:
-    if not backlog.get("seconds") and not steady.get("seconds"):
-        return "No micro-batch step timings were captured."
-    names = list(dict.fromkeys([*backlog.get("seconds", {}), *steady.get("seconds", {})]))
-
-    def cells(p: dict[str, Any], name: str) -> list[str]:
-        n = max(int(p.get("micro_batches") or 0), 1)
-        if name not in p.get("seconds", {}):
-            return ["-", "-"]
-        return [f"{p['seconds'][name] / n:.2f}", f"{p['share'].get(name, 0):.0%}"]
-
-    table = _md_table(
-        ["step", "backlog: s per micro-batch", "share", "steady 200/s: s per micro-batch",
-         "share"],
-        [[name, *cells(backlog, name), *cells(steady, name)] for name in names])
-    return (table + f"\n\nBacklog: the {backlog.get('micro_batches', 0)} micro-batches of the "
-            f"solo and scaling ingests (50k-200k records each); steady: the "
-            f"{steady.get('micro_batches', 0)} micro-batches of the freshness run. "
-            f"The dashboard upsert runs in its own thread beside the micro-batches (one upsert "
-            f"covers every micro-batch that finished while the previous one ran: "
-            f"{backlog.get('dashboard_upserts', 0)} and {steady.get('dashboard_upserts', 0)} "
-            f"upserts here); its row is its total time spread over the micro-batches.")
-
-
-def render_markdown(payload: dict[str, Any], rows: list[Headline]) -> str:
-    m = payload["machine"]
-    cfg = payload["config"]
-    prof = payload["profile_micro_batch_steps"]
-    head = _md_table(["measurement", "figure", "value", "baseline (same run)", "ratio"],
-                     [[x.measurement, x.figure, x.value, x.baseline, f"**{x.ratio}**"]
-                      for x in rows])
-    machine = _md_table(["", ""], [
-        ["date (UTC)", str(m.get("date_utc"))],
-        ["CPU", f"{m.get('cpu_model')}, {m.get('cores')} cores"],
-        ["memory", f"{m.get('memory_gib')} GiB"],
-        ["load average start → end", f"{m.get('load_average_at_start')} → "
-                                     f"{m.get('load_average_at_end')}"],
-        ["OS", str(m.get("os"))],
-        ["Java", str(m.get("java"))],
-        ["Python", str(m.get("python"))],
-        ["PySpark / delta-spark (wheel)", f"{m.get('pyspark')} / {m.get('delta_spark')}"],
-        ["JVM jars", ", ".join(str(m[k]) for k in ("delta_spark_jar", "spark_kafka_jar",
-                                                    "kafka_broker_jar") if m.get(k))],
-        ["confluent-kafka / deltalake", f"{m.get('confluent_kafka')} / {m.get('deltalake')}"],
-        ["worker settings", f"PIPELINE_SPARK_MASTER={cfg['spark_master']}, "
-                            f"PIPELINE_SPARK_DRIVER_MEMORY={cfg['driver_memory']}, "
-                            "other settings at their defaults"],
-        ["BENCH_SCALE", f"{cfg['scale']} (run took {payload['duration_s'] / 60:.1f} min)"],
-    ])
-    profile = _profile_table(prof.get("backlog") or {}, prof.get("steady") or {})
-    errors = payload.get("errors") or {}
-    error_text = "\n".join(f"- {k}: {v}" for k, v in errors.items()) or "None."
-    return f"""# Benchmarks
-
-`make bench` measures the worker on one machine, every figure against a baseline measured in
-the same run; the ratios are the headline figures because absolute times on a shared 2-core
-machine drift from run to run. Benchmarks report; they assert nothing, and `make test` does
-not run them.
-
-This file is rewritten by every `make bench` run (machine-readable results:
-`bench/results.json`, git-ignored).
-
-## Latest results
-
-{head}
-
-Details:
-
-{chr(10).join(_detail_lines(payload["results"]))}
-
-### Where the stream's time goes
-
-The worker logs each micro-batch's steps at DEBUG level (`pipeline worker --log-level DEBUG`);
-the bench runs it that way; average seconds per micro-batch:
-
-{profile}
-
-### Machine
-
-{machine}
-
-**Noise.** The machine is shared with other running tests and jobs; compare the load
-averages above with the core count. Ratios of figures from the same run are robust to that;
-absolute figures are not.
-
-Errors in this run: {error_text}
-
-What profiling changed, and what each change bought, is kept in
-[performance-log.md](performance-log.md).
-
-## How to reproduce
-
-```
-make bench                  # default scale, < 15 minutes on 2 cores
-BENCH_SCALE=2 make bench    # twice the records / durations (0.01 .. 100)
-BENCH_KEEP=1 make bench     # keep the temporary work dir (broker, Delta, worker log)
-```
-
-`make bench` installs the venv and the JVM jars if needed (`make jars`), starts its own
-KRaft broker on a free port with a temporary data dir (`devkit.broker`), runs a real
-`pipeline worker` process on isolated topics, consumer group and `PIPELINE_DATA_DIR`
-(`PIPELINE_SPARK_MASTER=local[2]`, `PIPELINE_SPARK_DRIVER_MEMORY=2g`), stops everything and
-writes `bench/results.json`, this file and a table on the terminal. The last worker log is
-kept in `bench/last-worker.log`.
-
-Sizes at `BENCH_SCALE=1` (each scales linearly): 200k records for ingest and isolation,
-200 records/s for 60 s for freshness, 100 idle pings, 100k history rows for the
-turnaround and as `full_report` input, scaling at 50k/100k/200k records (ingest) and
-25k/50k/100k rows (batch), 10,000 batches and 1,000,000 command answers for the restart.
-
-For profiling:
-
-```
-BENCH_ONLY=ingest,freshness make bench        # a subset: consume, naive, latency, ingest,
-                                              # scaling, turnaround, isolation, freshness, restart
-BENCH_SPARK_EVENTLOG=1 make bench             # + Spark job times by call site per step
-.venv/bin/python -m bench.parse_profile       # the parse step's parts, without Kafka
-```
-
-## What is measured
-
-1. **Ingest throughput.** A topic pre-filled with `pipeline generate --rate 0` (1% malformed
-   records) is ingested by `start_stream` from `earliest`; the time runs from the command to
-   the Delta commit that brings `stream/transactions` + `stream/quarantine` to the produced
-   count (commit times are the `_delta_log` files' modification times). Baselines: (a) a
-   plain confluent-kafka loop consuming the same topic (the practical limit of this machine),
-   and (b) a naive PySpark script in its own process (`bench/naive_spark.py`:
-   Kafka → `from_json` → Delta append, same jars, master and driver memory), timed without
-   its Spark start-up; its first run is cold, its second warm. The worker is warmed up by a
-   small ingest and a batch first, as a long-lived driver is.
-2. **Freshness.** The stream runs from `latest` while the generator produces at a steady
-   rate; every record's `event_timestamp` is stamped as it is produced, and the Delta commit
-   that made it readable is found from the log. For the dashboard, the first
-   `stream/stream_aggregations` commit after that (the dashboard refresher upserts the
-   windows a micro-batch touched once the micro-batch has appended). Baseline: the trigger
-   interval.
-3. **Command latency.** Sequential pings with `contracts.kafka_clients`, from produce to the
-   `worker.pong` reaching a client: idle, and while the stream ingests and three
-   `full_report` batches run.
-4. **Small-batch turnaround.** `revenue_by_category` over the seeded history: submit →
-   `batch.completed` on the running worker (median of 3) against a fresh Python process
-   (`bench/traditional_job.py`) that starts Spark with the worker's session settings, reads
-   the rows, runs `worker.analytics.revenue_by_category`, writes the Delta result and exits
-   (wall time, start-up included).
-5. **Isolation.** The ingest of (1) repeated on an equal topic while three `full_report`
-   batches run in `batch-pool`, as a fraction of the solo rate.
-6. **Restart.** The worker is stopped, 10,000 synthetic `batch.completed` events with full
-   batch records are produced to the event topic, and a new worker is started: spawn →
-   `worker.started`, against the first start on an empty log; the pure fold time of the same
-   events (`contracts.registry.fold_events`) is reported next to it.
-7. **Memory.** Peak resident memory (PSS, so pages a forked helper shares with the JVM
-   count once) of the worker's process tree (Python driver + JVM), sampled with
-   psutil every 0.5 s over the whole run, against the naive peer's process tree.
-8. **Scaling.** Ingest and `revenue_by_category` batch time at N, 2N and 4N records (4N is
-   the solo ingest of (1) and the turnaround batch of (4)): the growth per doubling (2.00x
-   is linear; less means fixed costs dominate) and a fixed + per-record fit.
-"""
