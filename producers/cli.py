@@ -32,6 +32,7 @@ from contracts.events import (
 )
 from contracts.kafka_clients import KafkaUnavailable
 from contracts.settings import Settings, load_settings
+from contracts.tables import STREAM_TABLES
 from producers.client import Sent, WorkerClient
 from producers.output import (
     EXIT_FAILED,
@@ -387,12 +388,19 @@ def stream_status(as_json: bool = JsonOpt) -> None:
     desire = registry.streams.get(stream_subject())
     progress = registry.last_progress.get(stream_progress_subject())
     state = desire.state if desire else "stopped"
+    settings = _settings()
+    written = (progress or {}).get("layers") or {}
+    layers = [{"name": spec.name, "layer": spec.layer,
+               "path": str(spec.path(settings.delta_dir).resolve()),
+               "rows_last_micro_batch": written.get(spec.name)} for spec in STREAM_TABLES]
     out = {"ok": True, "status": state, "stream": desire.data if desire else None,
-           "last_progress": progress}
+           "layers": layers, "last_progress": progress}
     if as_json:
         print_json(out)
         return
     print(f"stream: {state}" + (f" (topic {desire.data.get('topic')})" if desire else ""))
+    print_table(layers, ["layer", "name", "rows_last_micro_batch", "path"],
+                title="layers (kafka -> bronze -> silver | quarantine; quality; gold)")
     if progress:
         print_table([progress], ["batch_id", "rows_in", "rows_bronze", "rows_written",
                                  "rows_quarantined", "rows_dropped", "duplicates",

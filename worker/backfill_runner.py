@@ -233,9 +233,10 @@ class BackfillRunner:
     def _dlq_forwarder(self) -> DlqForwarder:
         if self._dlq is None:
             paths = self.medallion.paths
+            state_dir = paths.checkpoint("backfills")
+            state_dir.mkdir(parents=True, exist_ok=True)
             self._dlq = DlqForwarder(self.spark, self.settings, paths.quarantine,
-                                     paths.checkpoint("backfills") / "dlq-owed.json",
-                                     BATCH_POOL)
+                                     state_dir / "dlq-owed.json", BATCH_POOL)
         return self._dlq
 
     def _check(self, backfill_id: str) -> None:

@@ -30,8 +30,11 @@ def move_legacy_tables(spark: SparkSession, paths: StoragePaths) -> None:
             new.parent.mkdir(parents=True, exist_ok=True)
             old.rename(new)
             log.warning("moved the Delta table %s to %s (its layer's place)", old, new)
+    from delta.tables import DeltaTable
+
     silver = SILVER_TRANSACTIONS.path(paths.delta)
-    if (silver / "_delta_log").is_dir():
+    # A directory alone is not a table: a first write killed before its commit leaves one.
+    if (silver / "_delta_log").is_dir() and DeltaTable.isDeltaTable(spark, str(silver)):
         _add_silver_columns(spark, str(silver))
 
 

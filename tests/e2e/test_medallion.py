@@ -115,8 +115,9 @@ def test_backfill_adds_nothing_over_ingested_data_and_fills_a_gap(
 
     # A gap: records on another topic that no stream read, some repeating silver's ids.
     other = f"{topic}-gap"
-    AdminClient(worker.settings.kafka_client_config()).create_topics(
-        [NewTopic(other, num_partitions=2, replication_factor=1)])[other].result(30)
+    admin = AdminClient(worker.settings.kafka_client_config())  # kept alive for the wait
+    admin.create_topics([NewTopic(other, num_partitions=2, replication_factor=1)])[other] \
+        .result(30)
     gen = TransactionGenerator(seed=12)
     fresh = records(gen, 12, "gap")
     silver_ids = list(table(paths.silver)["transaction_id"])[:3]

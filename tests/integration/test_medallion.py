@@ -215,3 +215,45 @@ def test_drop_and_fail_expectations(spark: Any, tmp_path: Path) -> None:
     with pytest.raises(ExpectationFailed, match="no_cod"):
         m.write(kafka_rows(spark, values), WriteRun("app", 0, "stream"), None)
     assert not (m.paths.bronze / "_delta_log").exists(), "nothing is written"
+
+
+def test_default_expectations_stay_quiet_on_clean_data(spark: Any, tmp_path: Path) -> None:
+    from producers.generator import TransactionGenerator
+
+    m = medallion(spark, tmp_path)
+    gen = TransactionGenerator(seed=3)
+    values = [orjson.dumps(gen.event()) for _ in range(300)]
+    counts = m.write(kafka_rows(spark, values), WriteRun("app", 0, "stream"), None)
+    assert counts is not None
+    assert {o.expectation.name: o.rows_failed for o in counts.outcomes} == {
+        "completeness": 0, "validity": 0, "uniqueness": 0, "amount_consistency": 0,
+        "volume": 0, "freshness": 0}
+    assert all(o.passed for o in counts.outcomes)
+    assert (counts.silver_new, counts.quarantined) == (300, 0)
+
+
+def test_tables_of_the_old_layout_move_to_their_layers(spark: Any, tmp_path: Path) -> None:
+    from pyspark.sql import functions as F
+
+    from worker.storage import StoragePaths
+    from worker.table_moves import move_legacy_tables
+    from worker.transaction_parser import contract_columns, parse_transactions
+
+    paths = StoragePaths(Settings(data_dir=tmp_path))
+    old = paths.delta / "stream" / "transactions"
+    sunday = record(event_timestamp="2026-11-29T23:30:00Z", total_amount=12.5)
+    (parse_transactions(kafka_rows(spark, [orjson.dumps(sunday)]))
+     .select(*contract_columns()).withColumn("event_date", F.to_date("event_timestamp"))
+     .write.format("delta").partitionBy("event_date").save(str(old)))
+    (paths.delta / "stream" / "quarantine" / "_delta_log").mkdir(parents=True)
+    move_legacy_tables(spark, paths)
+    move_legacy_tables(spark, paths)  # again: nothing left to do
+    assert not old.exists() and (paths.quarantine / "_delta_log").is_dir()
+    row = table(spark, paths.silver).iloc[0]
+    assert (row["event_hour"], row["day_of_week"], bool(row["is_weekend"]),
+            row["amount_band"]) == (23, 7, True, "small")
+    assert row["source_offset"] is None or row["source_offset"] != row["source_offset"]
+    # The moved table takes the stream's appends.
+    m = medallion(spark, tmp_path)
+    m.write(kafka_rows(spark, [orjson.dumps(record())]), WriteRun("app", 0, "stream"), None)
+    assert len(table(spark, paths.silver)) == 2
