@@ -53,10 +53,6 @@ def build_session(settings: Settings, app_name: str = "pipeline-worker") -> Spar
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", str(settings.spark_ui).lower())
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
-        # Every micro-batch appends a small file to each layer; silver's dedupe scans the
-        # recent date partitions, so their file count must stay bounded: Delta compacts a
-        # partition's small files after the write that brings them to 50.
-        .config("spark.databricks.delta.autoCompact.enabled", "true")
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         # The contract parse compiles to one method larger than the JIT's 8 KB default limit,
         # which left it interpreted (bench.parse_profile: ~1.7x slower).

@@ -108,23 +108,25 @@ class SilverWriter:
 
     def _duplicates(self, candidates: DataFrame, dates: set[date],
                     ingest_run: str) -> DataFrame:
-        """(partition, offset) of every candidate that must not be written."""
+        """(partition, offset) of every candidate that must not be written: a later copy
+        within the write, or a transaction silver already holds."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        keys = candidates.select("transaction_id", "timestamp", "partition", "offset")
         first = Window.partitionBy("transaction_id").orderBy("timestamp", "partition", "offset")
-        repeated = (keys.withColumn("_n", F.row_number().over(first))
-                    .where(F.col("_n") > 1).select("partition", "offset"))
+        keys = candidates.select("transaction_id", "timestamp", "partition", "offset") \
+            .withColumn("_n", F.row_number().over(first))
+        loser = F.col("_n") > 1
         stored = self._stored_ids(dates, ingest_run)
-        if stored is None:
-            return repeated
-        # Silver's side is the big one: scan it once against the batch's ids (broadcast),
-        # then map the few matches back to the batch's rows.
-        matched = stored.join(F.broadcast(keys.select("transaction_id")), "transaction_id",
-                              "left_semi")
-        known = keys.join(matched, "transaction_id", "left_semi").select("partition", "offset")
-        return repeated.unionByName(known).distinct()
+        if stored is not None:
+            # Silver's side is the big one: scan it once against the write's ids
+            # (broadcast), then mark the few matches.
+            matched = (stored.join(F.broadcast(keys.select("transaction_id")),
+                                   "transaction_id", "left_semi")
+                       .distinct().withColumn("_known", F.lit(True)))
+            keys = keys.join(F.broadcast(matched), "transaction_id", "left")
+            loser = loser | F.col("_known").isNotNull()
+        return keys.where(loser).select("partition", "offset")
 
     def _stored_ids(self, dates: set[date], ingest_run: str) -> DataFrame | None:
         from delta.tables import DeltaTable

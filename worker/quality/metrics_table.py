@@ -27,16 +27,26 @@ STREAM_RUN = "stream"
 def write_metrics(spark: SparkSession, path: Path, outcomes: list[Outcome], *,
                   micro_batch_id: int, checked_at: datetime, run: str,
                   txn: dict[str, str]) -> None:
-    rows = [
-        (o.expectation.layer, o.expectation.name, str(o.expectation.action), o.rows_checked,
-         o.rows_failed, None if o.metric is None else float(o.metric), o.passed,
-         micro_batch_id, checked_at, run)
-        for o in outcomes
-    ]
-    if not rows:
+    from pyspark.sql import functions as F
+
+    if not outcomes:
         return
-    (spark.createDataFrame(rows, SCHEMA).coalesce(1).write.format("delta").mode("append")
-     .options(**txn).save(str(path)))
+    # Literal rows, built in the JVM: createDataFrame from Python rows would start Python
+    # workers for six rows on every micro-batch.
+    rows = [F.struct(
+        F.lit(o.expectation.layer).alias("layer"),
+        F.lit(o.expectation.name).alias("expectation"),
+        F.lit(str(o.expectation.action)).alias("action"),
+        F.lit(o.rows_checked).cast("long").alias("rows_checked"),
+        F.lit(o.rows_failed).cast("long").alias("rows_failed"),
+        F.lit(None if o.metric is None else float(o.metric)).cast("double").alias("metric"),
+        F.lit(o.passed).alias("passed"),
+        F.lit(micro_batch_id).cast("long").alias("micro_batch_id"),
+        F.lit(checked_at).cast("timestamp").alias("checked_at"),
+        F.lit(run).alias("run"),
+    ) for o in outcomes]
+    frame = spark.range(1).select(F.inline(F.array(*rows)))
+    frame.write.format("delta").mode("append").options(**txn).save(str(path))
 
 
 def recent_windows(spark: SparkSession, path: Path, depth: int
