@@ -75,6 +75,8 @@ class BackfillRecord(EventData):
     quarantined: int = 0  # records sent to quarantine: invalid + dropped by expectations
     chunks_done: int = 0
     chunks_total: int = 0
+    # Records per chunk, fixed with the resolved range: a re-run cuts the same chunks.
+    chunk_records: int | None = None
 
     @field_validator("start_offset", "end_offset", mode="before")
     @classmethod

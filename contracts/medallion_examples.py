@@ -158,6 +158,7 @@ def event_examples(event: EventBuilder, backfill: dict[str, Any]
         quarantined=10,
         chunks_done=2,
         chunks_total=3,
+        chunk_records=2500,
     )
     completed = BackfillRecord.model_validate({
         **record.model_dump(), "status": BatchStatus.COMPLETED,

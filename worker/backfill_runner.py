@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# At most this many records per chunk: the stream waits while a chunk writes the layers
+# (one writer at a time keeps every record once), so a chunk stays a few seconds long.
+CHUNK_RECORDS = 50_000
+
+
 class BackfillCancelled(Exception):
     pass
 
@@ -197,14 +202,17 @@ class BackfillRunner:
     def _execute(self, record: BackfillRecord, payload: BackfillPayload) -> BackfillRecord:
         backfill_id = record.backfill_id
         self._check(backfill_id)
-        if record.resolved_offsets is None:
+        if record.resolved_offsets is None or record.chunk_records is None:
             full = resolve_range(self.settings, payload.topic, payload.start_offset,
                                  payload.end_offset)
             record = self._publish(record.model_copy(update={
-                "resolved_offsets": as_json(full)}))
+                "resolved_offsets": as_json(full), "chunks_done": 0,
+                "chunk_records": min(self.settings.max_offsets_per_trigger, CHUNK_RECORDS)}))
         else:
             full = from_json(record.resolved_offsets)
-        chunks = chunk_range(full, self.settings.max_offsets_per_trigger)
+        # The chunk size is the recorded one, whatever the settings say now: a chunk's
+        # idempotency key must always stand for the same records.
+        chunks = chunk_range(full, record.chunk_records or CHUNK_RECORDS)
         record = self._publish(record.model_copy(update={"chunks_total": len(chunks)}))
         app_id = f"pipeline-backfill-{backfill_id}"
         for index in range(record.chunks_done, len(chunks)):

@@ -20,6 +20,7 @@ skipped table by table: a crash anywhere neither loses nor duplicates rows.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -100,6 +101,7 @@ class Medallion:
         self.bronze = BronzeWriter(spark, self.paths.bronze)
         self.silver = SilverWriter(spark, self.paths.silver, settings.dedupe_horizon_hours)
         self.quarantine = QuarantineWriter(spark, self.paths.quarantine)
+        self._write_lock = threading.Lock()
         # gold.dashboard, recomputed from silver behind the stream and after backfills.
         self.dashboard = DashboardUpdater(spark, self.paths)
 
@@ -135,24 +137,13 @@ class Medallion:
             ranges = {(r["topic"], int(r["partition"])): (int(r["min_offset"]),
                                                           int(r["max_offset"]))
                       for r in counts}
-            out.bronze_new = self.bronze.append(parsed, ranges, out.records, run.txn)
-            steps.mark("bronze")
-            kept = out.valid - out.dropped
-            if kept:
-                candidates = parsed.where(valid & F.col(_DROP).isNull())
-                out.duplicates = self.silver.append(candidates, dates, run.ingest_run, run.txn)
-                out.silver_new = kept - out.duplicates
-                steps.mark("silver")
-            refused = out.records - out.valid + out.dropped
-            if refused:
-                seen = ranges if out.bronze_new < out.records else {}
-                rows = quarantine_rows(parsed.where(~valid | F.col(_DROP).isNotNull()),
-                                       F.coalesce(reason, F.col(_DROP)))
-                out.quarantined = self.quarantine.append(rows, refused, seen, run.txn, dlq,
-                                                         run.version)
-                steps.mark("quarantine+dlq")
+            # One writer at a time from bronze to quarantine (the stream, a backfill): which
+            # records are new is decided by bronze, and the layers after it must see the
+            # other writer's records complete, not half written.
+            with self._write_lock:
+                self._write_layers(parsed, out, ranges, dates, run, dlq, steps)
             out.outcomes = checks.outcomes(sums, records=out.records, valid=out.valid,
-                                           kept=kept, duplicates=out.duplicates)
+                                           kept=out.valid - out.dropped, duplicates=out.duplicates)
             write_metrics(self.spark, self.paths.quality_metrics, out.outcomes,
                           micro_batch_id=run.version, checked_at=datetime.now(UTC),
                           run=run.run, txn=run.txn)
@@ -161,6 +152,31 @@ class Medallion:
             return out
         finally:
             parsed.unpersist()
+
+    def _write_layers(self, parsed: DataFrame, out: WriteCounts,
+                      ranges: dict[tuple[str, int], tuple[int, int]], dates: set[date],
+                      run: WriteRun, dlq: DlqForwarder | None, steps: StepTimer) -> None:
+        from pyspark.sql import functions as F
+
+        reason = F.col(REASON)
+        valid = reason.isNull()
+        out.bronze_new = self.bronze.append(parsed, ranges, out.records, run.txn)
+        steps.mark("bronze")
+        kept = out.valid - out.dropped
+        if kept:
+            candidates = parsed.where(valid & F.col(_DROP).isNull())
+            out.duplicates = self.silver.append(candidates, dates, run.ingest_run, run.txn)
+            out.silver_new = kept - out.duplicates
+            steps.mark("silver")
+        refused = out.records - out.valid + out.dropped
+        if refused:
+            # Records bronze already held went through the layers before: look them up.
+            seen = ranges if out.bronze_new < out.records else {}
+            rows = quarantine_rows(parsed.where(~valid | F.col(_DROP).isNotNull()),
+                                   F.coalesce(reason, F.col(_DROP)))
+            out.quarantined = self.quarantine.append(rows, refused, seen, run.txn, dlq,
+                                                     run.version)
+            steps.mark("quarantine+dlq")
 
     def _count(self, parsed: DataFrame, valid: Any, reason: Any,
                watermark: datetime | None) -> list[Any]:
