@@ -62,7 +62,8 @@ _COMPONENT_REF = "#/components/schemas/{model}"
 _COMMAND_DOCS: dict[CommandType, str] = {
     CommandType.PING: "Ask the worker for its health; answered by `worker.pong`.",
     CommandType.START_STREAM: (
-        "Start the streaming ingest (Kafka `transactions-stream` -> Delta `stream/transactions`)."
+        "Start the streaming ingest (Kafka `transactions-stream` -> `bronze.transactions` -> "
+        "`silver.transactions`, with quarantine, quality metrics and the gold dashboard)."
     ),
     CommandType.STOP_STREAM: "Stop the streaming ingest at a micro-batch boundary.",
     CommandType.RUN_BATCH: (

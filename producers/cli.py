@@ -316,7 +316,7 @@ def stream_start(topic: str | None = typer.Option(None, help="Topic to ingest.")
                  timeout: float = typer.Option(120.0, help="Seconds to wait."),
                  retries: int = RetriesOpt, command_id: str | None = CommandIdOpt,
                  as_json: bool = JsonOpt) -> None:
-    """Start the streaming ingest (Kafka -> Delta stream/transactions)."""
+    """Start the streaming ingest (Kafka -> bronze -> silver, quarantine, quality, gold)."""
     if from_ not in ("earliest", "latest"):
         raise _fail("--from must be earliest or latest", as_json, EXIT_USAGE)
     client = WorkerClient(_settings())
