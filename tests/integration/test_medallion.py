@@ -44,10 +44,15 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         session.stop()
 
 
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
 def record(**changes: Any) -> dict[str, Any]:
     out = dict(SAMPLE)
     out["transaction_id"] = str(uuid.uuid4())
-    out["event_timestamp"] = NOW.isoformat().replace("+00:00", "Z")
+    # Now, not at import: the freshness expectation measures against the ingest time.
+    out["event_timestamp"] = _iso(datetime.now(UTC))
     out.update(changes)
     return out
 
@@ -167,7 +172,7 @@ def test_silver_is_enriched(spark: Any, tmp_path: Path) -> None:
 def test_default_expectations_count_like_an_independent_computation(
         spark: Any, tmp_path: Path) -> None:
     m = medallion(spark, tmp_path)
-    old = (NOW - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    old = _iso(datetime.now(UTC) - timedelta(hours=2))
     rows = [record() for _ in range(6)]
     rows += [record(total_amount=999.0), record(event_timestamp=old)]  # inconsistent, stale
     missing = {k: v for k, v in record().items() if k != "product_id"}
