@@ -23,6 +23,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
+from contracts import fraud_examples
 from contracts import medallion_examples as medallion
 from contracts.commands import COMMAND_MODELS, SCHEMA_VERSION, CommandType, decode_command
 from contracts.errors import ContractError
@@ -46,6 +47,7 @@ from contracts.events import (
     stream_subject,
     worker_subject,
 )
+from contracts.fraud import FraudAlert
 from contracts.settings import Settings
 from contracts.topics import TopicSpec, topic_specs
 from contracts.transaction import TransactionEvent
@@ -92,6 +94,13 @@ _EVENT_DOCS: dict[EventType, str] = {
     ),
     EventType.BATCH_FAILED: "A batch failed; the record carries the error.",
     EventType.BATCH_CANCELLED: "A batch was cancelled; carries the full batch record.",
+    EventType.MODEL_LOADED: (
+        "The stream loaded a newer trained fraud model; it scores with it from now on."
+    ),
+    EventType.MODEL_FAILED: (
+        "A stored fraud model version could not be loaded; the stream keeps the model it "
+        "had (or scores without one)."
+    ),
     **medallion.EVENT_DOCS,
 }
 
@@ -589,6 +598,10 @@ def json_schema_documents() -> dict[str, dict[str, Any]]:
 
     rel = "transaction_event.schema.json"
     docs[rel] = _file_schema(rel, TransactionEvent.model_json_schema(), [_transaction_example()])
+
+    rel = "fraud_alert.schema.json"
+    docs[rel] = _file_schema(rel, FraudAlert.model_json_schema(),
+                             [m for _, _, m in fraud_examples.fraud_alert_examples()])
     return docs
 
 
@@ -619,7 +632,7 @@ def component_schemas() -> dict[str, Any]:
     events = list(event_wire_models().values())
     inputs: list[tuple[str, Any, TypeAdapter[Any]]] = [
         (model.__name__, "validation", TypeAdapter(model))
-        for model in [*commands, *events, TransactionEvent]
+        for model in [*commands, *events, TransactionEvent, FraudAlert]
     ]
     unions = {
         "Command": ("Any command, discriminated by `type`.", _tagged_union(commands)),
@@ -701,7 +714,7 @@ def _ref(*parts: str) -> dict[str, str]:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document for the worker's five topics."""
+    """The AsyncAPI 3.0.0 document for the worker's topics."""
     settings = _default_settings()
     specs = {spec.name: spec for spec in topic_specs(settings)}
     env_of = {
@@ -715,6 +728,7 @@ def asyncapi_document() -> dict[str, Any]:
         settings.batch_topic,
         settings.dlq_topic,
     )
+    alerts_topic = settings.fraud_alerts_topic
 
     messages: dict[str, Any] = {}
     channel_messages: dict[str, dict[str, Any]] = {name: {} for name in specs}
@@ -788,6 +802,17 @@ def asyncapi_document() -> dict[str, Any]:
     )
     channel_messages[dlq_topic]["dead_letter"] = _ref("components", "messages", "DeadLetter")
 
+    messages["FraudAlert"] = _message(
+        "fraud_alert",
+        "FraudAlert",
+        fraud_examples.ALERT_SUMMARY,
+        _ref("components", "schemas", "FraudAlert"),
+        _key_schema(specs[alerts_topic], FraudAlert, fraud_examples.ALERT_KEY),
+        fraud_examples.fraud_alert_examples(),
+        headers=fraud_examples.ALERT_HEADERS,
+    )
+    channel_messages[alerts_topic]["fraud_alert"] = _ref("components", "messages", "FraudAlert")
+
     channels: dict[str, Any] = {}
     for name, spec in specs.items():
         channels[name] = {
@@ -843,6 +868,14 @@ def asyncapi_document() -> dict[str, Any]:
         ),
         "worker.sendDeadLetters": op(
             "send", dlq_topic, "worker", "The stream forwards records it cannot accept."
+        ),
+        "worker.sendFraudAlerts": op(
+            "send", alerts_topic, "worker",
+            "The fraud scorer alerts on transactions that reach HIGH or CRITICAL."
+        ),
+        "client.receiveFraudAlerts": op(
+            "receive", alerts_topic, "client",
+            "`pipeline fraud alerts` (or any consumer) reads the alerts."
         ),
         "client.sendCommands": op(
             "send",

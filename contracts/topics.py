@@ -61,4 +61,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             key="original key",
             description="Records the stream could not accept: original bytes, error headers.",
         ),
+        TopicSpec(
+            settings.fraud_alerts_topic,
+            settings.stream_partitions,
+            {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)},
+            key="transaction_id",
+            description="Fraud alerts (JSON FraudAlert): a transaction reached HIGH or "
+                        "CRITICAL, or late data raised its level; header alert_id.",
+        ),
     ]

@@ -71,6 +71,7 @@ def isolated_env(bootstrap: str, data_dir: Path, suffix: str) -> dict[str, str]:
         "PIPELINE_STREAM_TOPIC": f"txs-{suffix}",
         "PIPELINE_BATCH_TOPIC": f"txb-{suffix}",
         "PIPELINE_DLQ_TOPIC": f"dlq-{suffix}",
+        "PIPELINE_FRAUD_ALERTS_TOPIC": f"fraud-{suffix}",
         "PIPELINE_CONSUMER_GROUP": f"worker-{suffix}",
         "PIPELINE_SPARK_MASTER": "local[2]",
         "PIPELINE_SPARK_DRIVER_MEMORY": "1g",

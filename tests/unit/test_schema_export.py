@@ -79,6 +79,7 @@ def test_one_schema_per_command_and_event_type() -> None:
         "commands/command.schema.json",
         "events/event.schema.json",
         "transaction_event.schema.json",
+        "fraud_alert.schema.json",
         *(f"commands/{t.value}.schema.json" for t in CommandType),
         *(f"events/{t.value}.schema.json" for t in EventType),
     }
@@ -375,6 +376,7 @@ def test_channels_match_the_topic_specs(asyncapi: dict[str, Any]) -> None:
             "transactions-stream",
             "transactions-batch",
             "pipeline-dlq",
+            "fraud-alerts",
         }
     )
     for name, channel in channels.items():
