@@ -8,13 +8,14 @@ path, a Spark option or a topic name is allow-listed here, so clients fail early
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,9 +26,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
+from contracts.cron import CronError, parse_cron
 from contracts.errors import ContractError, ErrorCode
 from contracts.offsets import KafkaRange, OffsetSpec
+from contracts.schedules import (
+    MAX_INTERVAL_SECONDS,
+    MAX_SCHEDULE_ID_LENGTH,
+    MIN_INTERVAL_SECONDS,
+    SCHEDULE_ID_PATTERN,
+)
 from contracts.transaction import (
     CardNetwork,
     Category,
@@ -61,6 +70,8 @@ class CommandType(StrEnum):
     SHUTDOWN = "shutdown"
     BACKFILL = "backfill"
     CANCEL_BACKFILL = "cancel_backfill"
+    SCHEDULE_BATCH = "schedule_batch"
+    UNSCHEDULE_BATCH = "unschedule_batch"
 
 
 class AnalysisType(StrEnum):
@@ -73,6 +84,8 @@ class AnalysisType(StrEnum):
     CHANNEL_PERFORMANCE = "channel_performance"
     INVENTORY_VELOCITY = "inventory_velocity"
     FULL_REPORT = "full_report"
+    # Not a report: trains the stream's fraud model (README.md#training-the-fraud-model).
+    TRAIN_FRAUD_MODEL = "train_fraud_model"
 
 
 # Columns a batch may filter on, with the closed value set where the contract has one.
@@ -164,11 +177,42 @@ FilterValue = str | StrictBool | StrictInt | float
 FilterSpec = FilterValue | list[FilterValue]
 
 
+# train_fraud_model without a source trains on silver's last TRAINING_DAYS days (UTC).
+TRAINING_DAYS = 7
+
+
 class RunBatchPayload(_Frozen):
     batch_id: BatchId | None = None
     analysis_type: AnalysisType
-    source: BatchSource
+    source: BatchSource | None = Field(
+        default=None, description="Required, except for train_fraud_model, which defaults "
+        "to silver over the last 7 days (UTC, today included) and takes a Delta source only.")
     filters: dict[str, FilterSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_training_source(cls, data: Any) -> Any:
+        # Resolved once, when the command is decoded: the batch record then names the
+        # dates it trained on, and a re-run after a restart uses the same ones.
+        if isinstance(data, dict) and data.get("source") is None \
+                and data.get("analysis_type") == AnalysisType.TRAIN_FRAUD_MODEL.value:
+            today = datetime.now(UTC).date()
+            data = {**data, "source": {
+                "kind": "delta", "start_date": (today - timedelta(days=TRAINING_DAYS - 1)),
+                "end_date": today}}
+        return data
+
+    @model_validator(mode="after")
+    def _source_rules(self) -> RunBatchPayload:
+        if self.source is None:
+            raise ValueError(f"source is required for analysis_type {self.analysis_type.value}")
+        if self.analysis_type is AnalysisType.TRAIN_FRAUD_MODEL:
+            if not isinstance(self.source, DeltaSource):
+                raise ValueError("train_fraud_model trains on silver: give a delta source "
+                                 "(or none, for the last 7 days), not a Kafka range")
+            if self.filters:
+                raise ValueError("train_fraud_model takes no filters")
+        return self
 
     @field_validator("filters")
     @classmethod
@@ -214,6 +258,64 @@ class BackfillPayload(KafkaRange):
 
 class CancelBackfillPayload(_Frozen):
     backfill_id: BackfillId
+
+
+# ---- schedules --------------------------------------------------------------------------
+
+
+ScheduleId = Annotated[str, Field(min_length=1, max_length=MAX_SCHEDULE_ID_LENGTH,
+                                  pattern=SCHEDULE_ID_PATTERN)]
+
+
+def _cron_expression(text: str) -> str:
+    try:
+        return parse_cron(text).text
+    except CronError as exc:
+        raise ValueError(f"invalid cron expression: {exc}") from None
+
+
+def _whole_second_utc(value: datetime) -> datetime:
+    # Slots are named to the second (the batch id), so the anchor is too.
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+class BatchTemplate(RunBatchPayload):
+    """A run_batch payload without `batch_id`: each slot's batch is named
+    `<schedule_id>-<YYYYMMDDTHHMMSSZ>` by the worker."""
+
+    batch_id: SkipJsonSchema[None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_batch_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("batch_id") is not None:
+            raise ValueError("a schedule names its batches itself (<schedule_id>-<slot>); "
+                             "leave batch_id out of the batch template")
+        return data
+
+
+class ScheduleBatchPayload(_Frozen):
+    """Run a batch on every slot: every `interval_seconds` or on a cron expression (UTC)."""
+
+    schedule_id: ScheduleId
+    interval_seconds: Annotated[StrictInt, Field(ge=MIN_INTERVAL_SECONDS,
+                                                 le=MAX_INTERVAL_SECONDS)] | None = None
+    cron: Annotated[str, Field(min_length=1, max_length=200),
+                    AfterValidator(_cron_expression)] | None = None
+    batch: BatchTemplate
+    # Interval slots are start_at + k * interval (default anchor: the Unix epoch); with
+    # either cadence, no slot before start_at (default: when the command is accepted).
+    start_at: Annotated[AwareDatetime, AfterValidator(_whole_second_utc)] | None = None
+
+    @model_validator(mode="after")
+    def _one_cadence(self) -> ScheduleBatchPayload:
+        if (self.interval_seconds is None) == (self.cron is None):
+            raise ValueError("give exactly one of interval_seconds and cron")
+        return self
+
+
+class UnscheduleBatchPayload(_Frozen):
+    schedule_id: ScheduleId
 
 
 # ---- envelopes ------------------------------------------------------------------------
@@ -269,6 +371,16 @@ class CancelBackfillCommand(_CommandBase):
     payload: CancelBackfillPayload
 
 
+class ScheduleBatchCommand(_CommandBase):
+    type: Literal["schedule_batch"] = "schedule_batch"
+    payload: ScheduleBatchPayload
+
+
+class UnscheduleBatchCommand(_CommandBase):
+    type: Literal["unschedule_batch"] = "unschedule_batch"
+    payload: UnscheduleBatchPayload
+
+
 Command = Annotated[
     PingCommand
     | StartStreamCommand
@@ -277,7 +389,9 @@ Command = Annotated[
     | CancelBatchCommand
     | ShutdownCommand
     | BackfillCommand
-    | CancelBackfillCommand,
+    | CancelBackfillCommand
+    | ScheduleBatchCommand
+    | UnscheduleBatchCommand,
     Field(discriminator="type"),
 ]
 COMMAND_MODELS: dict[CommandType, type[_CommandBase]] = {
@@ -289,6 +403,8 @@ COMMAND_MODELS: dict[CommandType, type[_CommandBase]] = {
     CommandType.SHUTDOWN: ShutdownCommand,
     CommandType.BACKFILL: BackfillCommand,
     CommandType.CANCEL_BACKFILL: CancelBackfillCommand,
+    CommandType.SCHEDULE_BATCH: ScheduleBatchCommand,
+    CommandType.UNSCHEDULE_BATCH: UnscheduleBatchCommand,
 }
 _COMMAND_ADAPTER: TypeAdapter[Any] = TypeAdapter(Command)
 _ID_IN_TEXT = re.compile(rb'"command_id"\s*:\s*"([^"\\]{1,128})"')

@@ -26,6 +26,10 @@ from contracts.event_data import (  # defined there, part of this module's inter
 )
 from contracts.event_data import EventData as _Data
 from contracts.event_data import ExpectationAction as ExpectationAction
+from contracts.fraud import ModelInfo
+from contracts.schedules import ScheduleRecord as ScheduleRecord
+from contracts.schedules import ScheduleStatus as ScheduleStatus
+from contracts.schedules import schedule_subject as schedule_subject
 
 
 class EventType(StrEnum):
@@ -52,6 +56,10 @@ class EventType(StrEnum):
     BACKFILL_CANCELLED = "backfill.cancelled"
     QUALITY_ALERT = "quality.alert"
     QUALITY_RECOVERED = "quality.recovered"
+    SCHEDULE_CREATED = "schedule.created"
+    SCHEDULE_REMOVED = "schedule.removed"
+    MODEL_LOADED = "model.loaded"
+    MODEL_FAILED = "model.failed"
 
 
 BATCH_EVENT_FOR_STATUS: dict[BatchStatus, EventType] = {
@@ -110,6 +118,17 @@ class BatchRecord(_Data):
     attempts: int = 0
     worker_id: str | None = None
     skipped_invalid_records: int | None = None
+    # train_fraud_model: the model it stored (README.md#training-the-fraud-model).
+    model: ModelInfo | None = None
+
+
+class ModelEventData(_Data):
+    """`model.loaded` / `model.failed`: the stream's fraud model changed, or a stored
+    version could not be loaded (the stream keeps the model it had, or none)."""
+
+    version: str
+    path: str
+    error: ErrorInfo | None = None
 
 
 class StreamHealth(_Data):
@@ -163,6 +182,7 @@ class CommandAcceptedData(_Data):
     command_type: str
     batch_id: str | None = None
     backfill_id: str | None = None  # for `backfill` and `cancel_backfill`
+    schedule_id: str | None = None  # for `schedule_batch` and `unschedule_batch`
     duplicate: bool = False
 
 
@@ -207,6 +227,14 @@ class StreamProgress(_Data):
     quality: list[ExpectationResult] = Field(default_factory=list)
     # Rows written per logical table name, e.g. {"silver.transactions": 97}.
     layers: dict[str, int] = Field(default_factory=dict)
+    # Valid rows whose event time is more than the lateness horizon behind the newest
+    # event time seen: in silver, but not re-scored into fraud and gold (README.md#late-data).
+    too_late_rows: int = 0
+    total_too_late_rows: int = 0
+    # Per downstream table (gold.dashboard, gold.fraud_scores, gold.*): how many seconds
+    # its content trails silver when this event is sent (0.0: it holds everything silver
+    # holds).
+    freshness_seconds: dict[str, float] = Field(default_factory=dict)
 
 
 class StreamLifecycle(_Data):
@@ -247,6 +275,10 @@ EVENT_DATA_MODELS: dict[EventType, type[_Data]] = {
     EventType.BACKFILL_CANCELLED: BackfillRecord,
     EventType.QUALITY_ALERT: QualityAlertData,
     EventType.QUALITY_RECOVERED: QualityAlertData,
+    EventType.SCHEDULE_CREATED: ScheduleRecord,
+    EventType.SCHEDULE_REMOVED: ScheduleRecord,
+    EventType.MODEL_LOADED: ModelEventData,
+    EventType.MODEL_FAILED: ModelEventData,
 }
 
 
@@ -373,6 +405,10 @@ def backfill_subject(backfill_id: str) -> str:
 def quality_subject(layer: str, expectation: str) -> str:
     """One key per expectation: its latest alert or recovery is what compaction keeps."""
     return f"quality/{layer}/{expectation}"
+
+
+def model_subject(name: str = "fraud") -> str:
+    return f"model/{name}"
 
 
 def stream_subject(name: str = "transactions") -> str:

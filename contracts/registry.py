@@ -30,13 +30,17 @@ from contracts.events import (
     Event,
     EventType,
     QualityAlertData,
+    ScheduleRecord,
+    ScheduleStatus,
     StreamState,
     backfill_subject,
     decode_event,
     envelope_fields,
     event_from_fields,
     quality_subject,
+    schedule_subject,
 )
+from contracts.schedules import is_slot, parse_slot_batch_id
 
 _COMMAND_OUTCOMES = (EventType.COMMAND_ACCEPTED, EventType.COMMAND_REJECTED)
 _STREAM_STATES = {
@@ -49,10 +53,12 @@ _BACKFILL_STATUS_FOR_EVENT = {event: status
                               for status, event in BACKFILL_EVENT_FOR_STATUS.items()}
 # Events that change what the worker does or reports; only the current epoch's count.
 _FENCED = frozenset(t for t in EventType if t.value.startswith(
-    ("batch.", "backfill.", "stream.", "command.", "quality.")))
+    ("batch.", "backfill.", "stream.", "command.", "quality.", "schedule.")))
 _BATCH_EVENTS = frozenset(t for t in EventType if t.value.startswith("batch."))
 _BACKFILL_EVENTS = frozenset(_BACKFILL_STATUS_FOR_EVENT)
 _QUALITY_EVENTS = (EventType.QUALITY_ALERT, EventType.QUALITY_RECOVERED)
+_SCHEDULE_STATUS_FOR_EVENT = {EventType.SCHEDULE_CREATED: ScheduleStatus.ACTIVE,
+                              EventType.SCHEDULE_REMOVED: ScheduleStatus.REMOVED}
 _WORKER_EVENTS = frozenset(t for t in EventType if t.value.startswith("worker."))
 
 
@@ -80,6 +86,9 @@ class Registry:
     backfills: dict[str, BackfillRecord] = field(default_factory=dict)
     # Open quality alerts by subject (`quality/<layer>/<expectation>`).
     quality_alerts: dict[str, QualityAlertData] = field(default_factory=dict)
+    # Every schedule by id, removed ones too (status `removed`): its last_slot and
+    # last_batch_id follow the batches named after its slots.
+    schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
     commands: dict[str, CommandOutcome] = field(default_factory=dict)
     streams: dict[str, StreamDesire] = field(default_factory=dict)
     last_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -94,6 +103,9 @@ class Registry:
 
     def backfills_with(self, *statuses: BatchStatus) -> list[BackfillRecord]:
         return [b for b in self.backfills.values() if b.status in statuses]
+
+    def active_schedules(self) -> list[ScheduleRecord]:
+        return [s for s in self.schedules.values() if s.status is ScheduleStatus.ACTIVE]
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in BatchStatus}
@@ -146,6 +158,40 @@ def quality_alert_of(event: Event) -> QualityAlertData:
     return alert
 
 
+def schedule_record_of(event: Event) -> ScheduleRecord:
+    """The schedule a `schedule.*` event carries: keyed by its id, and removed (with
+    `removed_at`) exactly when the event is a removal."""
+    record = ScheduleRecord.model_validate(event.data)
+    if event.subject != schedule_subject(record.schedule_id):
+        raise InconsistentEvent(f"{event.type} for {record.schedule_id} keyed {event.subject}")
+    if _SCHEDULE_STATUS_FOR_EVENT[event.type] is not record.status or (
+            (record.removed_at is None) != (record.status is ScheduleStatus.ACTIVE)):
+        raise InconsistentEvent(f"{event.type} carries a {record.status} record "
+                                f"(removed_at {record.removed_at})")
+    if (record.interval_seconds is None) == (record.cron is None):
+        raise InconsistentEvent(f"{event.type} of {record.schedule_id} needs exactly one of "
+                                "interval_seconds and cron")
+    return record
+
+
+def _note_slot(registry: Registry, batch: BatchRecord) -> None:
+    """A batch named after a slot of an active schedule moves its last slot forward.
+    Only a real slot counts: one of the schedule's instants, not before it began, and not
+    after the batch was submitted (a hand-made batch id must not skip future slots)."""
+    parsed = parse_slot_batch_id(batch.batch_id)
+    if parsed is None:
+        return
+    schedule_id, slot = parsed
+    schedule = registry.schedules.get(schedule_id)
+    if (schedule is None or schedule.status is not ScheduleStatus.ACTIVE
+            or (schedule.last_slot is not None and schedule.last_slot >= slot)
+            or not schedule.not_before <= slot <= batch.submitted_at
+            or not is_slot(schedule, slot)):
+        return
+    registry.schedules[schedule_id] = schedule.model_copy(
+        update={"last_slot": slot, "last_batch_id": batch.batch_id})
+
+
 def apply_event(registry: Registry, event: Event) -> Registry:
     """Fold one event into `registry` (in place, for speed over 10^4+ events) and return it.
 
@@ -179,6 +225,8 @@ def _apply(registry: Registry, event: Event) -> None:
     elif event.type in _BATCH_EVENTS:
         record = batch_record_of(event)
         registry.batches[record.batch_id] = record
+        if registry.schedules:
+            _note_slot(registry, record)
     elif event.type in _BACKFILL_EVENTS:
         backfill = backfill_record_of(event)
         registry.backfills[backfill.backfill_id] = backfill
@@ -188,6 +236,9 @@ def _apply(registry: Registry, event: Event) -> None:
             registry.quality_alerts[event.subject] = alert
         else:
             registry.quality_alerts.pop(event.subject, None)
+    elif event.type in _SCHEDULE_STATUS_FOR_EVENT:
+        schedule = schedule_record_of(event)
+        registry.schedules[schedule.schedule_id] = schedule
     elif event.type in _STREAM_STATES:
         registry.streams[event.subject] = StreamDesire(_STREAM_STATES[event.type], dict(event.data))
     elif event.type is EventType.STREAM_PROGRESS:

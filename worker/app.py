@@ -46,6 +46,7 @@ from worker.health import HealthReporter
 from worker.leadership import Leadership
 from worker.publisher import EventPublisher
 from worker.quality.expectations import InvalidExpectations, load_expectations
+from worker.scheduler import Scheduler
 from worker.signals import StopFlag, install_signal_handlers
 from worker.spark_session import SparkStarter
 from worker.stream_manager import StreamManager
@@ -154,8 +155,10 @@ class Worker:
             health.problem_sources.append(stream.problems)
             stack.callback(self._stop_stream, stream)                     # 2.
             stack.callback(self.leadership.hold, consumer)                # 1.
+            scheduler = Scheduler(settings, publisher, batches)
+            stack.callback(scheduler.shutdown)                            # 1.
             handlers = CommandHandlers(settings, publisher, health, stream, batches,
-                                       plane.backfills, self.stop_flag)
+                                       plane.backfills, self.stop_flag, scheduler)
             epoch = registry.epoch + 1
             publisher.epoch = health.epoch = epoch
             publisher.publish(EventType.WORKER_STARTED, worker_subject(settings.worker_id),
@@ -165,6 +168,7 @@ class Worker:
             batches.resume(registry)
             plane.backfills.resume(registry)
             stream.resume(registry)
+            scheduler.resume(registry)
             self._loop(consumer, publisher, handlers, health)
             if not self.leadership.lost:
                 publisher.publish(EventType.WORKER_STOPPING, worker_subject(settings.worker_id),

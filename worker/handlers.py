@@ -15,17 +15,27 @@ from contracts.commands import (
     CancelBatchCommand,
     PingCommand,
     RunBatchCommand,
+    ScheduleBatchCommand,
     ShutdownCommand,
     StartStreamCommand,
     StopStreamCommand,
+    UnscheduleBatchCommand,
 )
+from contracts.errors import ErrorCode
 from contracts.events import CommandAcceptedData, EventType, worker_subject
 from contracts.settings import Settings
 from worker.backfill_runner import BackfillRunner
 from worker.batch_runner import BatchRunner
+from worker.errors import CommandRefused
 from worker.health import HealthReporter
-from worker.input_guard import check_run_batch, check_source_topic, check_start_stream
+from worker.input_guard import (
+    check_batch_paths,
+    check_run_batch,
+    check_source_topic,
+    check_start_stream,
+)
 from worker.publisher import EventPublisher
+from worker.scheduler import Scheduler
 from worker.signals import StopFlag
 from worker.stream_manager import StreamManager
 
@@ -35,7 +45,7 @@ FollowUp = Callable[[], None] | None
 class CommandHandlers:
     def __init__(self, settings: Settings, publisher: EventPublisher, health: HealthReporter,
                  stream: StreamManager, batches: BatchRunner, backfills: BackfillRunner,
-                 stop_flag: StopFlag) -> None:
+                 stop_flag: StopFlag, scheduler: Scheduler | None = None) -> None:
         self.settings = settings
         self.publisher = publisher
         self.health = health
@@ -43,6 +53,7 @@ class CommandHandlers:
         self.batches = batches
         self.backfills = backfills
         self.stop_flag = stop_flag
+        self.scheduler = scheduler
 
     def dispatch(self, command: Any) -> tuple[CommandAcceptedData, FollowUp]:
         handler = getattr(self, f"_on_{command.type}")
@@ -84,6 +95,28 @@ class CommandHandlers:
         backfill_id = command.payload.backfill_id
         cancel = self.backfills.prepare_cancel(backfill_id, command.command_id)
         return CommandAcceptedData(command_type=command.type, backfill_id=backfill_id), cancel
+
+    def _on_schedule_batch(self, command: ScheduleBatchCommand
+                           ) -> tuple[CommandAcceptedData, FollowUp]:
+        payload = command.payload
+        check_run_batch(payload.batch, self.settings)
+        # The longest batch id a slot can have resolves under the data directory too.
+        check_batch_paths(f"{payload.schedule_id}-{'0' * 16}", self.settings)
+        create = self._scheduler().prepare_create(payload, command.command_id)
+        return CommandAcceptedData(command_type=command.type,
+                                   schedule_id=payload.schedule_id), create
+
+    def _on_unschedule_batch(self, command: UnscheduleBatchCommand
+                             ) -> tuple[CommandAcceptedData, FollowUp]:
+        schedule_id = command.payload.schedule_id
+        remove = self._scheduler().prepare_remove(schedule_id, command.command_id)
+        return CommandAcceptedData(command_type=command.type, schedule_id=schedule_id), remove
+
+    def _scheduler(self) -> Scheduler:
+        if self.scheduler is None:
+            raise CommandRefused(ErrorCode.INTERNAL_ERROR, "this worker has no scheduler",
+                                 retryable=True)
+        return self.scheduler
 
     def _on_shutdown(self, command: ShutdownCommand) -> tuple[CommandAcceptedData, FollowUp]:
         def stop() -> None:
