@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, TypeAdapter, create_model
 
 from contracts import fraud_examples
 from contracts import medallion_examples as medallion
+from contracts import schedule_examples as schedules
 from contracts.commands import COMMAND_MODELS, SCHEMA_VERSION, CommandType, decode_command
 from contracts.errors import ContractError
 from contracts.events import (
@@ -74,6 +75,7 @@ _COMMAND_DOCS: dict[CommandType, str] = {
     CommandType.CANCEL_BATCH: "Cancel a pending or running batch.",
     CommandType.SHUTDOWN: "Stop the worker gracefully, draining batches within the timeout.",
     **medallion.COMMAND_DOCS,
+    **schedules.COMMAND_DOCS,
 }
 _EVENT_DOCS: dict[EventType, str] = {
     EventType.WORKER_STARTED: "The worker is up and taking commands.",
@@ -102,6 +104,7 @@ _EVENT_DOCS: dict[EventType, str] = {
         "had (or scores without one)."
     ),
     **medallion.EVENT_DOCS,
+    **schedules.EVENT_DOCS,
 }
 
 
@@ -256,6 +259,7 @@ def _command_examples() -> dict[CommandType, list[tuple[str, str, dict[str, Any]
             )
         ],
         **medallion.command_examples(_command),
+        **schedules.command_examples(_command),
     }
 
 
@@ -498,6 +502,8 @@ def _event_examples() -> dict[EventType, list[tuple[str, str, dict[str, Any]]]]:
             )
         ],
         **medallion.event_examples(_event, _sample_command(CommandType.BACKFILL)),
+        **schedules.event_examples(_event, _sample_command(CommandType.SCHEDULE_BATCH),
+                                   _sample_command(CommandType.UNSCHEDULE_BATCH)),
     }
 
 
@@ -750,7 +756,8 @@ def asyncapi_document() -> dict[str, Any]:
 
     subject_key = (
         "`subject`: `batch/<batch_id>`, `backfill/<backfill_id>`, `stream/<name>`, "
-        "`quality/<layer>/<expectation>`, `worker/<worker_id>` or `command/<command_id>`; "
+        "`quality/<layer>/<expectation>`, `schedule/<schedule_id>`, `worker/<worker_id>` "
+        "or `command/<command_id>`; "
         "the topic is compacted on it."
     )
     event_examples = _event_examples()

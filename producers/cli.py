@@ -843,6 +843,14 @@ cli_backfill.register(app)
 cli_quality.register(app)
 cli_tables.register(app)
 
+from producers import cli_fraud  # noqa: E402
+
+cli_fraud.register(app)
+
+from producers import cli_schedule  # noqa: E402
+
+cli_schedule.register(app)
+
 
 def main() -> None:
     app()
