@@ -125,7 +125,10 @@ def batch_record_of(event: Event) -> BatchRecord:
         raise InconsistentEvent(f"{event.type} carries a {record.status} record")
     if event.subject != f"batch/{record.batch_id}":
         raise InconsistentEvent(f"{event.type} for {record.batch_id} keyed {event.subject}")
-    if record.status is BatchStatus.COMPLETED:
+    if record.status is BatchStatus.COMPLETED and record.analysis_type == "train_fraud_model":
+        if record.model is None or record.finished_at is None:  # its result is the model
+            raise InconsistentEvent(f"batch.completed of {record.batch_id} lacks its model")
+    elif record.status is BatchStatus.COMPLETED:
         missing = [a for a in record.analyses if a not in record.aggregated]
         if record.raw is None or record.finished_at is None or not record.analyses or missing:
             raise InconsistentEvent(f"batch.completed of {record.batch_id} lacks its results")

@@ -473,14 +473,17 @@ def batch_run(
     """Submit a batch analysis over a Kafka range or Delta history."""
     if kafka_topic and (from_date or to_date):
         raise _fail("give either --kafka-topic or --from-date/--to-date", as_json, EXIT_USAGE)
+    source: dict[str, Any] | None
     if kafka_topic:
-        source: dict[str, Any] = {"kind": "kafka", "topic": kafka_topic}
+        source = {"kind": "kafka", "topic": kafka_topic}
         if start_offset is not None:
             source["start_offset"] = _parse_offset(start_offset, "--start-offset", as_json)
         if end_offset is not None:
             source["end_offset"] = _parse_offset(end_offset, "--end-offset", as_json)
     elif from_date and to_date:
         source = {"kind": "delta", "start_date": from_date, "end_date": to_date}
+    elif analysis is AnalysisType.TRAIN_FRAUD_MODEL and not (from_date or to_date):
+        source = None  # the worker trains on silver's last 7 days
     else:
         raise _fail("give --kafka-topic T, or --from-date D --to-date D", as_json, EXIT_USAGE)
     # The batch id is chosen before the first send: every re-send then names the same
@@ -488,6 +491,8 @@ def batch_run(
     bid = batch_id or f"batch-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     payload: dict[str, Any] = {"analysis_type": analysis.value, "source": source,
                                "filters": _parse_filters(filter_, as_json), "batch_id": bid}
+    if source is None:
+        del payload["source"]
     client = WorkerClient(_settings())
     sent, answer = _send_and_answer(client, "run_batch", payload, as_json, min(timeout, 30),
                                     retries=retries, command_id=command_id,
@@ -630,6 +635,9 @@ def batch_results(batch_id: str,
     if record.status != BatchStatus.COMPLETED:
         raise _fail(f"batch {batch_id} is {record.status.value}, not completed", as_json,
                     code="BATCH_NOT_COMPLETED", status=record.status.value)
+    if record.model is not None:
+        raise _fail(f"batch {batch_id} trained fraud model {record.model.version} and has no "
+                    f"tables; see `pipeline batch status {batch_id}`", as_json, EXIT_USAGE)
     if raw:
         pointer, name = record.raw, "raw"
     else:

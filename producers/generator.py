@@ -232,6 +232,34 @@ HOUR_WEIGHTS: tuple[float, ...] = (
 )
 _MEAN_HOUR_WEIGHT = sum(HOUR_WEIGHTS) / 24
 
+# Fraud (docs/generator.md#fraud): learnable, overlapping patterns. A fraudulent record
+# draws its payment method, category and quantity from these mixes and takes the dearest
+# of FRAUD_PRODUCT_PICKS products; legitimate records draw from the documented mix minus
+# the fraud's share, so every overall mix stays as documented.
+FRAUD_PAYMENT_WEIGHTS: dict[PaymentMethod, float] = {
+    PaymentMethod.CREDIT_CARD: 0.40, PaymentMethod.DEBIT_CARD: 0.05, PaymentMethod.UPI: 0.05,
+    PaymentMethod.WALLET: 0.15, PaymentMethod.BANK_TRANSFER: 0.03, PaymentMethod.COD: 0.02,
+    PaymentMethod.GIFT_CARD: 0.30,
+}
+FRAUD_CATEGORY_WEIGHTS: dict[Category, float] = {
+    Category.ELECTRONICS: 0.55, Category.CLOTHING: 0.10, Category.GROCERY: 0.03,
+    Category.HOME_GARDEN: 0.10, Category.SPORTS: 0.08, Category.BEAUTY: 0.06,
+    Category.AUTOMOTIVE: 0.03, Category.BOOKS: 0.01, Category.TOYS: 0.02,
+    Category.PHARMACY: 0.02,
+}
+FRAUD_QUANTITY_WEIGHTS: tuple[float, float, float] = (0.30, 0.30, 0.40)  # 1, 2, 3-5
+QUANTITY_WEIGHTS: tuple[float, float, float] = (0.70, 0.20, 0.10)
+FRAUD_PRODUCT_PICKS = 3
+# UTC hours 23:00-04:59 (the fraud rules' night): an episode starts there FRAUD_NIGHT_FACTOR
+# times as often as by day, normalised over HOUR_WEIGHTS so a day of traffic keeps
+# `fraud_rate`.
+FRAUD_NIGHT_HOURS = frozenset({23, 0, 1, 2, 3, 4})
+FRAUD_NIGHT_FACTOR = 6.0
+# Half of the fraud episodes are bursts: the same customer's next 1-4 transactions (the
+# records drawn right after it) are fraudulent too, which the velocity feature sees.
+FRAUD_BURST_SHARE = 0.5
+FRAUD_BURST_EXTRA = (1, 4)
+
 # Version nibble (bits 76-79) = 4, variant bits (62-63) = 0b10: a well-formed UUID v4.
 _UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
 _UUID_SET = (0x4 << 76) | (0x2 << 62)
@@ -302,6 +330,28 @@ def _values(mapping: dict[Any, float]) -> tuple[list[str], list[float]]:
     return [str(k.value) for k in mapping], _cumulative(list(mapping.values()))
 
 
+def _carve(weights: Sequence[float], fraud: Sequence[float], rate: float) -> list[float]:
+    """Cumulative legitimate weights: the overall mix minus fraud's share of it, so that
+    legitimate and fraudulent records together follow `weights` (exactly while no
+    fraud weight exceeds what the overall mix leaves, true at the default rate)."""
+    total, fraud_total = float(sum(weights)), float(sum(fraud))
+    return _cumulative([max(0.0, w / total - rate * f / fraud_total) + 1e-12
+                        for w, f in zip(weights, fraud, strict=True)])
+
+
+def _episode_rates(fraud_rate: float) -> tuple[float, ...]:
+    """Chance, per UTC hour, that a record outside a burst starts a fraud episode.
+
+    An episode is 1 + E extra records (E = FRAUD_BURST_SHARE x the mean burst), so
+    episodes start at rate p with p (1 + E) / (1 + p E) = fraud_rate; night hours get
+    FRAUD_NIGHT_FACTOR times the day's p, normalised over HOUR_WEIGHTS."""
+    extra = FRAUD_BURST_SHARE * sum(FRAUD_BURST_EXTRA) / 2
+    p = fraud_rate / (1 + extra * (1 - fraud_rate)) if fraud_rate < 1 else 1.0
+    factors = [FRAUD_NIGHT_FACTOR if h in FRAUD_NIGHT_HOURS else 1.0 for h in range(24)]
+    mean = sum(w * f for w, f in zip(HOUR_WEIGHTS, factors, strict=True)) / sum(HOUR_WEIGHTS)
+    return tuple(min(1.0, p * f / mean) for f in factors)
+
+
 def _epoch_ms(at: datetime) -> int:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)  # naive means UTC, as in the contract
@@ -332,12 +382,26 @@ class TransactionGenerator:
                           num_stores)
         self._categories = [str(c.value) for c in CATEGORIES]
         base = [spec.weight for spec in CATEGORIES.values()]
-        self._cat_cum_base = _cumulative(base)
-        self._cat_cum_weekend = _cumulative(
-            [w * WEEKEND_BOOST.get(c, 1.0) for c, w in zip(CATEGORIES, base, strict=True)])
-        self._cat_cum_weekday = _cumulative(
-            [w * WEEKDAY_BOOST.get(c, 1.0) for c, w in zip(CATEGORIES, base, strict=True)])
-        self._payments, self._payment_cum = _values(PAYMENT_WEIGHTS)
+        fraud_cats = [FRAUD_CATEGORY_WEIGHTS[c] for c in CATEGORIES]
+        self._cat_cum_base = _carve(base, fraud_cats, fraud_rate)
+        self._cat_cum_weekend = _carve(
+            [w * WEEKEND_BOOST.get(c, 1.0) for c, w in zip(CATEGORIES, base, strict=True)],
+            fraud_cats, fraud_rate)
+        self._cat_cum_weekday = _carve(
+            [w * WEEKDAY_BOOST.get(c, 1.0) for c, w in zip(CATEGORIES, base, strict=True)],
+            fraud_cats, fraud_rate)
+        self._fraud_cat_cum = _cumulative(fraud_cats)
+        self._payments = [str(p.value) for p in PAYMENT_WEIGHTS]
+        self._payment_cum = _carve(list(PAYMENT_WEIGHTS.values()),
+                                   [FRAUD_PAYMENT_WEIGHTS[p] for p in PAYMENT_WEIGHTS],
+                                   fraud_rate)
+        self._fraud_payment_cum = _cumulative([FRAUD_PAYMENT_WEIGHTS[p]
+                                               for p in PAYMENT_WEIGHTS])
+        self._quantity_cum = _carve(QUANTITY_WEIGHTS, FRAUD_QUANTITY_WEIGHTS, fraud_rate)
+        self._fraud_quantity_cum = _cumulative(FRAUD_QUANTITY_WEIGHTS)
+        self._episode_rate = _episode_rates(fraud_rate)
+        self._burst_left = 0  # records still to come in the current fraud burst
+        self._burst_customer: tuple[str, ...] = ()
         self._channels, self._channel_cum = _values(CHANNEL_WEIGHTS)
         self._statuses, self._status_cum = _values(STATUS_WEIGHTS)
         self._networks = {str(p.value): _values(w) for p, w in CARD_NETWORK_WEIGHTS.items()}
@@ -434,11 +498,28 @@ class TransactionGenerator:
     def _event(self, ms: int, cat_cum: list[float]) -> dict[str, Any]:
         rng = self._rng
         r = rng.random
-        customer_id, tier, home, city, state, postal, preferred, ip = self._customers[
-            int(r() * len(self._customers))]
-        products = self._products_by_cat[bisect_right(cat_cum, r())]
-        product_id, name, category, sub_category, brand, price = products[
-            int(r() * len(products))]
+        if self._burst_left:
+            self._burst_left -= 1
+            fraudulent = True
+            customer = self._burst_customer
+        else:
+            fraudulent = r() < self._episode_rate[ms // 3_600_000 % 24]
+            customer = self._customers[int(r() * len(self._customers))]
+            if fraudulent and r() < FRAUD_BURST_SHARE:
+                lo, hi = FRAUD_BURST_EXTRA
+                self._burst_left = lo + int(r() * (hi - lo + 1))
+                self._burst_customer = customer
+        customer_id, tier, home, city, state, postal, preferred, ip = customer
+        if fraudulent:
+            products = self._products_by_cat[bisect_right(self._fraud_cat_cum, r())]
+            # The dearest of a few picks: fraud goes for resellable, expensive goods.
+            product_id, name, category, sub_category, brand, price = max(
+                (products[int(r() * len(products))] for _ in range(FRAUD_PRODUCT_PICKS)),
+                key=lambda p: p[5])
+        else:
+            products = self._products_by_cat[bisect_right(cat_cum, r())]
+            product_id, name, category, sub_category, brand, price = products[
+                int(r() * len(products))]
 
         channel = preferred if r() < PREFERRED_CHANNEL_SHARE else self._channels[
             bisect_right(self._channel_cum, r())]
@@ -453,28 +534,30 @@ class TransactionGenerator:
             session = f"sess-{rng.getrandbits(48):012x}"
             ip_address = ip
 
-        u = r()
         # int(r() * k) instead of randint: same uniform integers at a third of the cost.
-        quantity = 1 if u < 0.7 else 2 if u < 0.9 else 3 + int(r() * 3)  # 70/20/10 (3-5)
+        bucket = bisect_right(self._fraud_quantity_cum if fraudulent else self._quantity_cum,
+                              r())
+        quantity = bucket + 1 if bucket < 2 else 3 + int(r() * 3)  # 1, 2 or 3-5
         u = r()  # whole percents: 60% none, 30% 5-15, 10% 20-50
         discount = 0.0 if u < 0.6 else float(5 + int(r() * 11)) if u < 0.9 else float(
             20 + int(r() * 31))
         total = round(quantity * price * (1 - discount / 100), 2)
 
-        payment = self._payments[bisect_right(self._payment_cum, r())]
+        payment = self._payments[bisect_right(
+            self._fraud_payment_cum if fraudulent else self._payment_cum, r())]
         network = None
         if payment in self._networks:
             networks, network_cum = self._networks[payment]
             network = networks[bisect_right(network_cum, r())]
 
-        if r() < self.fraud_rate:
+        if fraudulent:
             # Scores have 4 decimals: k / 10_000 is the same float round() would give.
-            fraudulent, score = True, (7000 + int(r() * 3001)) / 10_000
+            score = (7000 + int(r() * 3001)) / 10_000
             if ip_address is not None:
                 # A fraudulent session rarely comes from the customer's usual network.
                 ip_address = f"{11 + int(r() * 213)}.{int(r() * 256)}.xxx.xxx"
         else:
-            fraudulent, score = False, int(r() * 1501) / 10_000
+            score = int(r() * 1501) / 10_000
 
         # UUID v4 from our own RNG (uuid.uuid4 reads os.urandom and would break determinism).
         h = f"{rng.getrandbits(128) & _UUID_CLEAR | _UUID_SET:032x}"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from contracts.commands import RunBatchPayload, validation_message
+from contracts.commands import AnalysisType, RunBatchPayload, validation_message
 from contracts.errors import ErrorCode
 from contracts.events import (
     BATCH_EVENT_FOR_STATUS,
@@ -35,6 +35,7 @@ from contracts.settings import Settings
 from worker.analytics import ANALYSES, analyses_for
 from worker.batch_sources import apply_filters, read_source
 from worker.errors import CommandRefused, is_source_error, is_transient, short_message
+from worker.fraud.model_training import ModelTrainingFailed, training_updates
 from worker.publisher import EventPublisher
 from worker.spark_session import BATCH_POOL
 from worker.storage import StoragePaths
@@ -101,8 +102,9 @@ class BatchRunner:
             batch_id=batch_id,
             status=BatchStatus.PENDING,
             analysis_type=payload.analysis_type.value,
-            analyses=analyses_for(payload.analysis_type.value),
-            source=payload.source.model_dump(mode="json"),
+            analyses=[] if payload.analysis_type is AnalysisType.TRAIN_FRAUD_MODEL
+            else analyses_for(payload.analysis_type.value),
+            source=payload.source.model_dump(mode="json") if payload.source else {},
             filters=payload.filters,
             command_id=command_id,
             submitted_at=datetime.now(UTC),
@@ -294,11 +296,14 @@ class BatchRunner:
         from pyspark.sql import functions as F
 
         self._check_cancel(batch_id)
+        if payload.analysis_type is AnalysisType.TRAIN_FRAUD_MODEL:
+            return training_updates(self.spark, self.settings, payload, batch_id,
+                                    lambda: self._check_cancel(batch_id))
         # Output fencing: Delta skips a write whose txnVersion is not above the last one
         # for the same txnAppId, so a stale worker (an older epoch) that wakes up late
         # cannot overwrite a newer attempt's results.
         fence = (self.publisher.epoch or 0) * 1000 + attempt
-        source = read_source(self.spark, self.settings, payload.source)
+        source = read_source(self.spark, self.settings, payload.source)  # type: ignore[arg-type]
         raw_path = str(self.paths.batch_raw(batch_id))
         try:
             rows = apply_filters(source.valid, payload.filters) \
@@ -358,7 +363,8 @@ class BatchRunner:
             return None, None  # stopped by shutdown or a lost leadership, not failed
         message = short_message(exc)
         log.error("batch %s failed: %s", batch_id, message)
-        code = ErrorCode.SOURCE_ERROR if is_source_error(exc) else ErrorCode.INTERNAL_ERROR
+        code = ErrorCode.MODEL_TRAINING_FAILED if isinstance(exc, ModelTrainingFailed) \
+            else ErrorCode.SOURCE_ERROR if is_source_error(exc) else ErrorCode.INTERNAL_ERROR
         return BatchStatus.FAILED, ErrorInfo(code=code, message=message)
 
     def _cancel(self, batch_id: str, command_id: str | None) -> None:

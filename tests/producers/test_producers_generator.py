@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -19,6 +20,8 @@ from producers.generator import (
     CATEGORIES,
     CHANNEL_WEIGHTS,
     CURRENCY,
+    FRAUD_NIGHT_HOURS,
+    FRAUD_PAYMENT_WEIGHTS,
     HOUR_WEIGHTS,
     INVALID_KINDS,
     PAYMENT_WEIGHTS,
@@ -38,8 +41,9 @@ ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 @pytest.fixture(scope="module")
 def events() -> list[dict[str, Any]]:
+    # 14:32 to 21:29 UTC: by day, where fraud is rarest (docs/generator.md#fraud).
     gen = TransactionGenerator(seed=42)
-    return [gen.event(at=AT + timedelta(seconds=i)) for i in range(N)]
+    return [gen.event(at=AT + timedelta(milliseconds=500 * i)) for i in range(N)]
 
 
 def assert_mix(observed: Counter[str], expected: Mapping[Any, float], n: int) -> None:
@@ -141,19 +145,26 @@ def test_prices_within_category_range_and_products_consistent(
     assert 400 <= len(catalogue) <= 500  # nearly every product of the 500 is sold
 
 
-def test_fraud_rate_and_scores(events: list[dict[str, Any]]) -> None:
+def test_fraud_scores(events: list[dict[str, Any]]) -> None:
     fraud = [e for e in events if e["is_fraudulent"]]
-    assert_mix(Counter({"fraud": len(fraud), "ok": N - len(fraud)}),
-               {"fraud": 0.02, "ok": 0.98}, N)
+    assert fraud
     assert all(0.7 <= e["fraud_score"] <= 1.0 for e in fraud)
     assert all(e["is_fraudulent"] is False and 0.0 <= e["fraud_score"] <= 0.15
                for e in events if not e["is_fraudulent"])
 
 
+def test_fraud_rate_over_a_days_traffic(history: list[dict[str, Any]]) -> None:
+    # The rate holds over the hours as history weights them; by day it is lower and at
+    # night higher (FRAUD_NIGHT_FACTOR).
+    fraud = sum(e["is_fraudulent"] for e in history)
+    assert_mix(Counter({"fraud": fraud, "ok": N - fraud}), {"fraud": 0.02, "ok": 0.98}, N)
+
+
 def test_fraud_rate_is_configurable() -> None:
-    gen = TransactionGenerator(seed=1, fraud_rate=0.5)
-    share = sum(gen.event(at=AT)["is_fraudulent"] for _ in range(4000)) / 4000
-    assert 0.45 < share < 0.55
+    gen = TransactionGenerator(seed=1, fraud_rate=0.2)
+    evs = list(gen.history(20_000, 30, END))
+    share = sum(e["is_fraudulent"] for e in evs) / len(evs)
+    assert 0.17 < share < 0.23
 
 
 def test_card_network_only_for_cards(events: list[dict[str, Any]]) -> None:
@@ -286,6 +297,41 @@ def test_history_hours_follow_the_given_zone() -> None:
     assert all(END - timedelta(days=30) <= s < END for s in stamps)
     local_hours = Counter(s.astimezone(ist).hour for s in stamps)
     assert sum(local_hours[h] for h in range(8, 22)) / len(stamps) > 0.8
+
+
+def test_fraud_patterns_are_learnable(history: list[dict[str, Any]]) -> None:
+    """docs/generator.md#fraud: each pattern is much more common among fraud, yet not
+    exclusive to it."""
+    fraud = [e for e in history if e["is_fraudulent"]]
+    legit = [e for e in history if not e["is_fraudulent"]]
+
+    def share(rows: list[dict[str, Any]], test: Any) -> float:
+        return sum(1 for e in rows if test(e)) / len(rows)
+
+    patterns = {
+        "gift_card": lambda e: e["payment_method"] == "gift_card",
+        "electronics": lambda e: e["category"] == "electronics",
+        "night": lambda e: int(e["event_timestamp"][11:13]) in FRAUD_NIGHT_HOURS,
+        "3+ items": lambda e: e["quantity"] >= 3,
+        "over 1000": lambda e: e["total_amount"] > 1000,
+    }
+    for name, test in patterns.items():
+        assert share(fraud, test) > 2 * share(legit, test) > 0, name
+    # Bursts: a fraudulent record often follows the same customer's fraudulent record.
+    follows = sum(1 for a, b in pairwise(history)
+                  if b["is_fraudulent"] and a["is_fraudulent"]
+                  and a["customer_id"] == b["customer_id"])
+    assert 0.4 < follows / len(fraud) < 0.8
+    assert share(fraud, lambda e: e["payment_method"] == "gift_card") < 0.5
+
+
+def test_fraud_mixes_are_carved_from_the_documented_ones(history: list[dict[str, Any]],
+                                                         ) -> None:
+    # Legitimate records draw the overall mix minus fraud's share: together they follow it.
+    assert_mix(Counter(e["payment_method"] for e in history), PAYMENT_WEIGHTS, N)
+    assert_mix(Counter(e["payment_method"] for e in history if not e["is_fraudulent"]),
+               {p: w - 0.02 * FRAUD_PAYMENT_WEIGHTS[p] for p, w in PAYMENT_WEIGHTS.items()},
+               N)
 
 
 def test_history_of_nothing() -> None:
