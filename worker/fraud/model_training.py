@@ -76,7 +76,7 @@ def build_pipeline() -> Pipeline:
                       handleInvalid="keep"),
         OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"),
         VectorAssembler(inputCols=[*encoded, *NUMERIC_FEATURES], outputCol="f_vector"),
-        LogisticRegression(featuresCol="f_vector", labelCol="f_label", maxIter=30,
+        LogisticRegression(featuresCol="f_vector", labelCol="f_label", maxIter=20,
                            regParam=0.001, elasticNetParam=0.0, standardization=True),
     ])
 
