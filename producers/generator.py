@@ -31,6 +31,17 @@ from contracts.transaction import (
     Region,
     TransactionStatus,
 )
+from producers.generator_fraud import (
+    FRAUD_BURST_EXTRA,
+    FRAUD_BURST_SHARE,
+    FRAUD_CATEGORY_WEIGHTS,
+    FRAUD_PAYMENT_WEIGHTS,
+    FRAUD_PRODUCT_PICKS,
+    FRAUD_QUANTITY_WEIGHTS,
+    QUANTITY_WEIGHTS,
+    episode_rates,
+    legitimate_weights,
+)
 
 # The price ranges (1.99 .. 2499.99) and the example record are in USD: every event is USD.
 CURRENCY = "USD"
@@ -232,34 +243,6 @@ HOUR_WEIGHTS: tuple[float, ...] = (
 )
 _MEAN_HOUR_WEIGHT = sum(HOUR_WEIGHTS) / 24
 
-# Fraud (docs/generator.md#fraud): learnable, overlapping patterns. A fraudulent record
-# draws its payment method, category and quantity from these mixes and takes the dearest
-# of FRAUD_PRODUCT_PICKS products; legitimate records draw from the documented mix minus
-# the fraud's share, so every overall mix stays as documented.
-FRAUD_PAYMENT_WEIGHTS: dict[PaymentMethod, float] = {
-    PaymentMethod.CREDIT_CARD: 0.40, PaymentMethod.DEBIT_CARD: 0.05, PaymentMethod.UPI: 0.05,
-    PaymentMethod.WALLET: 0.15, PaymentMethod.BANK_TRANSFER: 0.03, PaymentMethod.COD: 0.02,
-    PaymentMethod.GIFT_CARD: 0.30,
-}
-FRAUD_CATEGORY_WEIGHTS: dict[Category, float] = {
-    Category.ELECTRONICS: 0.55, Category.CLOTHING: 0.10, Category.GROCERY: 0.03,
-    Category.HOME_GARDEN: 0.10, Category.SPORTS: 0.08, Category.BEAUTY: 0.06,
-    Category.AUTOMOTIVE: 0.03, Category.BOOKS: 0.01, Category.TOYS: 0.02,
-    Category.PHARMACY: 0.02,
-}
-FRAUD_QUANTITY_WEIGHTS: tuple[float, float, float] = (0.30, 0.30, 0.40)  # 1, 2, 3-5
-QUANTITY_WEIGHTS: tuple[float, float, float] = (0.70, 0.20, 0.10)
-FRAUD_PRODUCT_PICKS = 3
-# UTC hours 23:00-04:59 (the fraud rules' night): an episode starts there FRAUD_NIGHT_FACTOR
-# times as often as by day, normalised over HOUR_WEIGHTS so a day of traffic keeps
-# `fraud_rate`.
-FRAUD_NIGHT_HOURS = frozenset({23, 0, 1, 2, 3, 4})
-FRAUD_NIGHT_FACTOR = 6.0
-# Half of the fraud episodes are bursts: the same customer's next 1-4 transactions (the
-# records drawn right after it) are fraudulent too, which the velocity feature sees.
-FRAUD_BURST_SHARE = 0.5
-FRAUD_BURST_EXTRA = (1, 4)
-
 # Version nibble (bits 76-79) = 4, variant bits (62-63) = 0b10: a well-formed UUID v4.
 _UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
 _UUID_SET = (0x4 << 76) | (0x2 << 62)
@@ -331,25 +314,8 @@ def _values(mapping: dict[Any, float]) -> tuple[list[str], list[float]]:
 
 
 def _carve(weights: Sequence[float], fraud: Sequence[float], rate: float) -> list[float]:
-    """Cumulative legitimate weights: the overall mix minus fraud's share of it, so that
-    legitimate and fraudulent records together follow `weights` (exactly while no
-    fraud weight exceeds what the overall mix leaves, true at the default rate)."""
-    total, fraud_total = float(sum(weights)), float(sum(fraud))
-    return _cumulative([max(0.0, w / total - rate * f / fraud_total) + 1e-12
-                        for w, f in zip(weights, fraud, strict=True)])
-
-
-def _episode_rates(fraud_rate: float) -> tuple[float, ...]:
-    """Chance, per UTC hour, that a record outside a burst starts a fraud episode.
-
-    An episode is 1 + E extra records (E = FRAUD_BURST_SHARE x the mean burst), so
-    episodes start at rate p with p (1 + E) / (1 + p E) = fraud_rate; night hours get
-    FRAUD_NIGHT_FACTOR times the day's p, normalised over HOUR_WEIGHTS."""
-    extra = FRAUD_BURST_SHARE * sum(FRAUD_BURST_EXTRA) / 2
-    p = fraud_rate / (1 + extra * (1 - fraud_rate)) if fraud_rate < 1 else 1.0
-    factors = [FRAUD_NIGHT_FACTOR if h in FRAUD_NIGHT_HOURS else 1.0 for h in range(24)]
-    mean = sum(w * f for w, f in zip(HOUR_WEIGHTS, factors, strict=True)) / sum(HOUR_WEIGHTS)
-    return tuple(min(1.0, p * f / mean) for f in factors)
+    """Cumulative legitimate weights: see `legitimate_weights`."""
+    return _cumulative(legitimate_weights(weights, fraud, rate))
 
 
 def _epoch_ms(at: datetime) -> int:
@@ -399,7 +365,7 @@ class TransactionGenerator:
                                                for p in PAYMENT_WEIGHTS])
         self._quantity_cum = _carve(QUANTITY_WEIGHTS, FRAUD_QUANTITY_WEIGHTS, fraud_rate)
         self._fraud_quantity_cum = _cumulative(FRAUD_QUANTITY_WEIGHTS)
-        self._episode_rate = _episode_rates(fraud_rate)
+        self._episode_rate = episode_rates(fraud_rate, HOUR_WEIGHTS)
         self._burst_left = 0  # records still to come in the current fraud burst
         self._burst_customer: tuple[str, ...] = ()
         self._channels, self._channel_cum = _values(CHANNEL_WEIGHTS)

@@ -20,8 +20,6 @@ from producers.generator import (
     CATEGORIES,
     CHANNEL_WEIGHTS,
     CURRENCY,
-    FRAUD_NIGHT_HOURS,
-    FRAUD_PAYMENT_WEIGHTS,
     HOUR_WEIGHTS,
     INVALID_KINDS,
     PAYMENT_WEIGHTS,
@@ -31,6 +29,7 @@ from producers.generator import (
     TransactionGenerator,
     rate_multiplier,
 )
+from producers.generator_fraud import FRAUD_NIGHT_HOURS, FRAUD_PAYMENT_WEIGHTS
 
 N = 50_000
 AT = datetime(2025, 1, 15, 14, 32, 7, 123000, tzinfo=UTC)
