@@ -1,0 +1,1 @@
+"""The gold business tables, recomputed from silver by event-time window."""
