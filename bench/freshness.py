@@ -1,6 +1,7 @@
 """Freshness per layer: produce at a steady rate while the stream runs; for every record,
 the time from its production to the Delta version that made it readable in
-bronze.transactions, in silver.transactions, and to the gold.dashboard upsert after that.
+bronze.transactions, in silver.transactions, and to the first commit after that of every
+table recomputed behind the stream (gold.dashboard, gold.fraud_scores, the gold tables).
 
 A record's production time: in bronze, its `kafka_timestamp` (the producer's CreateTime,
 stamped by librdkafka in the produce call); in silver, its `event_timestamp` (stamped by
@@ -46,7 +47,12 @@ def measure(h: Harness, topic: str) -> dict[str, Any]:
     count = int(cfg.freshness_rate * cfg.freshness_seconds)
     bronze = DeltaTail(h.paths.bronze)
     tx = DeltaTail(h.paths.silver)
-    dash = DeltaTail(h.paths.gold_dashboard)
+    downstream = {name: DeltaTail(path) for name, path in (
+        ("dashboard", h.paths.gold_dashboard), ("fraud_scores", h.paths.fraud_scores),
+        ("store_activity", h.paths.store_activity),
+        ("customer_activity", h.paths.customer_activity),
+        ("region_activity", h.paths.region_activity),
+        ("hourly_summary", h.paths.hourly_summary))}
     from producers.kafka_generate import ensure_topic
 
     ensure_topic(h.settings, topic)
@@ -64,12 +70,14 @@ def measure(h: Harness, topic: str) -> dict[str, Any]:
     producer.join(cfg.freshness_seconds * 3 + 120)
     done = wait_layers({"bronze": [bronze], "silver": [tx]},
                        {"bronze": count, "silver": count}, 180)
-    # The dashboard upsert follows the last append (in the refresher thread): wait for it.
+    # The downstream recomputes follow the last append (in the refresher thread): wait.
     last = max((c.readable_at for c in tx.commits), default=0.0)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        dash.poll()
-        if any(c.readable_at >= last for c in dash.commits):
+        for tail in downstream.values():
+            tail.poll()
+        if all(any(c.readable_at >= last for c in tail.commits)
+               for tail in downstream.values()):
             break
         time.sleep(0.1)
     h.stop_stream()
@@ -88,8 +96,9 @@ def measure(h: Harness, topic: str) -> dict[str, Any]:
     produce_to_silver: list[float] = []
     produce_to_processing: list[float] = []
     processing_to_readable: list[float] = []
-    produce_to_dashboard: list[float] = []
-    dash_commits = sorted(dash.commits, key=lambda c: c.readable_at)
+    produce_to: dict[str, list[float]] = {name: [] for name in downstream}
+    ordered = {name: sorted(tail.commits, key=lambda c: c.readable_at)
+               for name, tail in downstream.items()}
     for commit in tx.commits:
         table = tx.read(commit, ["event_timestamp", "processing_timestamp"])
         events = _seconds(table.column("event_timestamp"))
@@ -98,9 +107,10 @@ def measure(h: Harness, topic: str) -> dict[str, Any]:
             produce_to_silver.append(commit.readable_at - ev)
             produce_to_processing.append(pr - ev)
             processing_to_readable.append(commit.readable_at - pr)
-        shown = _first_after(dash_commits, commit.readable_at)
-        if shown is not None:
-            produce_to_dashboard.extend(shown.readable_at - ev for ev in events)
+        for name, commits in ordered.items():
+            shown = _first_after(commits, commit.readable_at)
+            if shown is not None:
+                produce_to[name].extend(shown.readable_at - ev for ev in events)
     silver = summary(produce_to_silver)
     return {
         "rate_per_s": cfg.freshness_rate,
@@ -116,8 +126,10 @@ def measure(h: Harness, topic: str) -> dict[str, Any]:
         "produce_to_readable_s": silver,  # the same figure, by its pre-medallion name
         "produce_to_processing_start_s": summary(produce_to_processing),
         "processing_start_to_readable_s": summary(processing_to_readable),
-        "produce_to_dashboard_s": summary(produce_to_dashboard),
-        "dashboard_rows_covered": len(produce_to_dashboard),
+        "produce_to_dashboard_s": summary(produce_to["dashboard"]),
+        "dashboard_rows_covered": len(produce_to["dashboard"]),
+        **{f"produce_to_{name}_s": summary(values) for name, values in produce_to.items()
+           if name != "dashboard"},
         "kafka_timestamp_minus_event_timestamp_s": summary(stamp_skew),
         "steps": step_timings(h.worker.log_text(log_mark)),
     }

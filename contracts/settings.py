@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     # the id with an event time at most this far from the copy's (whenever it arrives).
     dedupe_horizon_hours: float = Field(default=24.0, ge=24, le=24 * 366)
 
+    # Fraud and gold (README.md#fraud-detection): rows whose event time is more than this
+    # behind the newest event time seen still land in silver, but no longer update the
+    # fraud scores and gold windows; they are counted as `too_late_rows` instead.
+    lateness_horizon_hours: float = Field(default=6.0, ge=2, le=24 * 30)
+    fraud_alerts_topic: str = "fraud-alerts"
+    fraud_high_amount: float = Field(default=5000.0, gt=0)
+    fraud_risky_payment_methods: list[str] = Field(default_factory=lambda: ["gift_card"])
+    fraud_risky_regions: list[str] = Field(default_factory=lambda: ["northeast"])
+    fraud_night_start_hour: int = Field(default=23, ge=0, le=23)
+    fraud_night_end_hour: int = Field(default=5, ge=0, le=23)
+    fraud_velocity_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    fraud_velocity_max: int = Field(default=5, ge=1)
+
     # Kafka security, applied to confluent-kafka clients and to Spark's Kafka source alike.
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512

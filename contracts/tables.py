@@ -41,10 +41,34 @@ GOLD_DASHBOARD = TableSpec(
     "gold.dashboard", "gold", "gold/dashboard",
     "real-time 1-minute revenue windows, upserted behind the stream")
 
+GOLD_FRAUD_SCORES = TableSpec(
+    "gold.fraud_scores", "gold", "gold/fraud_scores",
+    "one row per silver transaction: rule score, risk level, reasons, velocity and the "
+    "model's score; rescored when late data changes a velocity")
+GOLD_STORE_ACTIVITY = TableSpec(
+    "gold.store_activity", "gold", "gold/store_activity",
+    "15-minute windows sliding every 5 minutes, per store_id (null: 'online')")
+GOLD_CUSTOMER_ACTIVITY = TableSpec(
+    "gold.customer_activity", "gold", "gold/customer_activity",
+    "1-hour tumbling windows per customer_id, with high-risk counts and a suspicious flag")
+GOLD_REGION_ACTIVITY = TableSpec(
+    "gold.region_activity", "gold", "gold/region_activity",
+    "30-minute tumbling windows per region")
+GOLD_HOURLY_SUMMARY = TableSpec(
+    "gold.hourly_summary", "gold", "gold/hourly_summary",
+    "1-hour tumbling windows, platform-wide, with the payment-method mix")
+
+# Tables recomputed from silver behind the stream, in the order they are refreshed (the
+# customer table reads the fraud scores).
+DOWNSTREAM_TABLES: tuple[TableSpec, ...] = (
+    GOLD_DASHBOARD, GOLD_FRAUD_SCORES, GOLD_STORE_ACTIVITY, GOLD_CUSTOMER_ACTIVITY,
+    GOLD_REGION_ACTIVITY, GOLD_HOURLY_SUMMARY,
+)
+
 # The stream's tables, in the order a micro-batch writes them.
 STREAM_TABLES: tuple[TableSpec, ...] = (
     BRONZE_TRANSACTIONS, SILVER_TRANSACTIONS, QUARANTINE_TRANSACTIONS, QUALITY_METRICS,
-    GOLD_DASHBOARD,
+    *DOWNSTREAM_TABLES,
 )
 
 # Where the tables lived before the medallion; the worker moves them on its first start.

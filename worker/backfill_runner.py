@@ -32,6 +32,7 @@ from contracts.events import (
 from contracts.registry import Registry
 from contracts.settings import Settings
 from worker.dlq import DlqForwarder
+from worker.downstream import Downstream
 from worker.errors import CommandRefused, is_source_error, short_message
 from worker.kafka_range import as_json, chunk_range, from_json, resolve_range, spark_options
 from worker.medallion import Medallion, WriteRun
@@ -56,11 +57,12 @@ class BackfillCancelled(Exception):
 
 class BackfillRunner:
     def __init__(self, spark: SparkSession, settings: Settings, publisher: EventPublisher,
-                 medallion: Medallion) -> None:
+                 medallion: Medallion, downstream: Downstream) -> None:
         self.spark = spark
         self.settings = settings
         self.publisher = publisher
         self.medallion = medallion
+        self.downstream = downstream
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="backfill")
         self._records: dict[str, BackfillRecord] = {}
         self._futures: dict[str, Future[None]] = {}
@@ -225,8 +227,9 @@ class BackfillRunner:
             counts = self.medallion.write(df, WriteRun(app_id, index, f"backfill:{backfill_id}"),
                                           self._dlq_forwarder(),
                                           label=f"{backfill_id}/{index}")
-            if counts is not None and counts.span is not None:
-                self.medallion.dashboard.recompute([counts.span])
+            if counts is not None:
+                # Replayed history is not late: every row re-scores fraud and gold.
+                self.downstream.apply(counts.work)
             update: dict[str, Any] = {"chunks_done": index + 1}
             if counts is not None:
                 update.update({

@@ -1,5 +1,6 @@
 """The worker's data plane, assembled once Spark is up: the medallion with its
-expectations, the stream, the batch runner and the backfill runner.
+expectations, the tables recomputed behind it (dashboard, fraud scores with the served
+model, gold), the stream, the batch runner and the backfill runner.
 
 Tables from before the medallion are moved to their layer's place first
 (`worker.table_moves`), and the expectations' predicates are checked against the record's
@@ -9,11 +10,18 @@ columns, so a bad expectations file stops the worker at start-up, naming the ent
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from contracts.events import EventType, ModelEventData, model_subject
 from contracts.settings import Settings
 from worker.backfill_runner import BackfillRunner
 from worker.batch_runner import BatchRunner
+from worker.downstream import Downstream
+from worker.fraud.alert_sink import AlertSink
+from worker.fraud.model_store import ModelHolder
+from worker.fraud.rules import FraudRules
+from worker.fraud.scorer import FraudScorer
+from worker.gold.updater import GoldUpdater
 from worker.health import HealthReporter
 from worker.medallion import Medallion
 from worker.publisher import EventPublisher
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 @dataclass
 class DataPlane:
     medallion: Medallion
+    downstream: Downstream
     stream: StreamManager
     batches: BatchRunner
     backfills: BackfillRunner
@@ -43,12 +52,30 @@ def build_data_plane(spark: SparkSession, settings: Settings, publisher: EventPu
     validate_predicates(spark, checks)
     move_legacy_tables(spark, StoragePaths(settings))
     medallion = Medallion(spark, settings, checks)
+    downstream = build_downstream(spark, settings, publisher, medallion)
     return DataPlane(
         medallion=medallion,
-        stream=StreamManager(spark, settings, publisher, health, medallion),
+        downstream=downstream,
+        stream=StreamManager(spark, settings, publisher, health, medallion, downstream),
         batches=BatchRunner(spark, settings, publisher),
-        backfills=BackfillRunner(spark, settings, publisher, medallion),
+        backfills=BackfillRunner(spark, settings, publisher, medallion, downstream),
     )
+
+
+def build_downstream(spark: SparkSession, settings: Settings, publisher: EventPublisher,
+                     medallion: Medallion) -> Downstream:
+    """Dashboard, fraud scores (rules + the newest trained model, alerts to the
+    fraud-alerts topic) and the gold tables, all recomputed from silver."""
+    paths = StoragePaths(settings)
+
+    def model_event(event_type: str, data: dict[str, Any]) -> None:
+        publisher.publish(EventType(event_type), model_subject(), ModelEventData(**data))
+
+    model = ModelHolder(spark, paths, settings.fraud_velocity_minutes, on_event=model_event)
+    fraud = FraudScorer(spark, paths, FraudRules.from_settings(settings), AlertSink(settings),
+                        model)
+    gold = GoldUpdater(spark, paths, settings.fraud_velocity_minutes)
+    return Downstream(medallion.dashboard, fraud, gold, model)
 
 
 def validate_predicates(spark: SparkSession, checks: QualityChecks) -> None:

@@ -37,6 +37,8 @@ from contracts.timeutil import as_utc
 from worker.analytics import AffectedWindows, affected_windows
 from worker.dashboard import DashboardUpdater
 from worker.dlq import DlqForwarder
+from worker.downstream import DownstreamWork
+from worker.event_spans import BUCKET_SECONDS, EventSpan, bucket_spans
 from worker.layers.bronze import BronzeWriter
 from worker.layers.quarantine import QuarantineWriter, quarantine_rows
 from worker.layers.silver import SilverWriter
@@ -82,10 +84,18 @@ class WriteCounts:
     silver_new: int = 0     # appended to silver
     quarantined: int = 0    # appended to quarantine (invalid + dropped, new ones)
     late: int = 0           # valid rows older than the dashboard's watermark
+    too_late: int = 0       # kept rows beyond the lateness horizon (no fraud/gold update)
     offsets: dict[str, int] = field(default_factory=dict)  # partition -> next offset
     outcomes: list[Outcome] = field(default_factory=list)
     span: AffectedWindows | None = None  # dashboard windows the kept rows fall into
     newest_event: datetime | None = None  # the latest valid event time
+    # Event-time spans of the kept rows within the lateness horizon: what fraud and gold
+    # recompute.
+    spans: list[EventSpan] = field(default_factory=list)
+
+    @property
+    def work(self) -> DownstreamWork:
+        return DownstreamWork([self.span] if self.span is not None else [], self.spans)
 
     def layers(self) -> dict[str, int]:
         return {BRONZE_TRANSACTIONS.name: self.bronze_new,
@@ -96,6 +106,7 @@ class WriteCounts:
 class Medallion:
     def __init__(self, spark: SparkSession, settings: Settings, checks: QualityChecks) -> None:
         self.spark = spark
+        self.settings = settings
         self.paths = StoragePaths(settings)
         self.checks = checks
         self.bronze = BronzeWriter(spark, self.paths.bronze)
@@ -106,11 +117,13 @@ class Medallion:
         self.dashboard = DashboardUpdater(spark, self.paths)
 
     def write(self, records: DataFrame, run: WriteRun, dlq: DlqForwarder | None, *,
-              watermark: datetime | None = None, label: int | str = 0) -> WriteCounts | None:
+              watermark: datetime | None = None, horizon: datetime | None = None,
+              label: int | str = 0) -> WriteCounts | None:
         """Write Kafka source rows through every layer; their counts, or None when there
         were none. Rows with an event time before `watermark` are late: stored, but they
-        do not move the dashboard. Raises `ExpectationFailed` before writing anything when
-        a `fail` expectation fails."""
+        do not move the dashboard; before `horizon`, too late: stored, but they do not
+        update the fraud scores and gold tables either. Raises `ExpectationFailed` before
+        writing anything when a `fail` expectation fails."""
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
@@ -124,7 +137,7 @@ class Medallion:
         frame = frame.withColumn(_DROP, drop if drop is not None else F.lit(None).cast("string"))
         parsed = frame.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            counts = self._count(parsed, valid, reason, watermark)
+            counts = self._count(parsed, valid, reason, watermark, horizon)
             steps.mark("parse+count")
             if not counts:
                 return None
@@ -179,7 +192,7 @@ class Medallion:
             steps.mark("quarantine+dlq")
 
     def _count(self, parsed: DataFrame, valid: Any, reason: Any,
-               watermark: datetime | None) -> list[Any]:
+               watermark: datetime | None, horizon: datetime | None) -> list[Any]:
         """One job for every question the write needs answered before it writes."""
         from pyspark.sql import functions as F
 
@@ -187,6 +200,8 @@ class Medallion:
         kept = valid & F.col(_DROP).isNull()
         is_late = F.lit(False) if watermark is None else ts < F.lit(watermark)
         on_time = F.when(kept & ~is_late, ts)
+        too_late = F.lit(False) if horizon is None else ts < F.lit(horizon)
+        bucket = (F.floor(F.unix_seconds(ts) / BUCKET_SECONDS) * BUCKET_SECONDS).cast("long")
         return (
             parsed.groupBy("topic", "partition")
             .agg(
@@ -194,6 +209,8 @@ class Medallion:
                 F.sum(F.when(valid, 1).otherwise(0)).alias("valid"),
                 F.sum(F.when(valid & F.col(_DROP).isNotNull(), 1).otherwise(0)).alias("dropped"),
                 F.sum(F.when(valid & is_late, 1).otherwise(0)).alias("late"),
+                F.sum(F.when(kept & too_late, 1).otherwise(0)).alias("too_late"),
+                F.collect_set(F.when(kept & ~too_late, bucket)).alias("buckets"),
                 F.min("offset").alias("min_offset"),
                 F.max("offset").alias("max_offset"),
                 F.max(F.when(valid, ts)).alias("max_event"),
@@ -210,11 +227,14 @@ class Medallion:
         out = WriteCounts()
         sums: dict[str, float] = {}
         dates: set[date] = set()
+        buckets: set[int] = set()
         for row in counts:
             out.records += int(row["n"])
             out.valid += int(row["valid"])
             out.dropped += int(row["dropped"])
             out.late += int(row["late"])
+            out.too_late += int(row["too_late"])
+            buckets.update(int(b) for b in row["buckets"])
             out.offsets[str(row["partition"])] = int(row["max_offset"]) + 1
             dates.update(row["dates"])
             for name, value in row.asDict().items():
@@ -224,6 +244,7 @@ class Medallion:
         highs = [r["max_on_time"] for r in counts if r["max_on_time"] is not None]
         if lows:
             out.span = affected_windows(as_utc(min(lows)), as_utc(max(highs)))
+        out.spans = bucket_spans(buckets)
         newest = [r["max_event"] for r in counts if r["max_event"] is not None]
         out.newest_event = as_utc(max(newest)) if newest else None
         return out, sums, dates

@@ -14,7 +14,12 @@ from pathlib import Path
 from contracts.settings import Settings
 from contracts.tables import (
     BRONZE_TRANSACTIONS,
+    GOLD_CUSTOMER_ACTIVITY,
     GOLD_DASHBOARD,
+    GOLD_FRAUD_SCORES,
+    GOLD_HOURLY_SUMMARY,
+    GOLD_REGION_ACTIVITY,
+    GOLD_STORE_ACTIVITY,
     QUALITY_METRICS,
     QUARANTINE_TRANSACTIONS,
     SILVER_TRANSACTIONS,
@@ -62,6 +67,31 @@ class StoragePaths:
     @property
     def stream_aggregations(self) -> Path:
         return self.gold_dashboard
+
+    @property
+    def fraud_scores(self) -> Path:
+        return GOLD_FRAUD_SCORES.path(self.delta)
+
+    @property
+    def store_activity(self) -> Path:
+        return GOLD_STORE_ACTIVITY.path(self.delta)
+
+    @property
+    def customer_activity(self) -> Path:
+        return GOLD_CUSTOMER_ACTIVITY.path(self.delta)
+
+    @property
+    def region_activity(self) -> Path:
+        return GOLD_REGION_ACTIVITY.path(self.delta)
+
+    @property
+    def hourly_summary(self) -> Path:
+        return GOLD_HOURLY_SUMMARY.path(self.delta)
+
+    @property
+    def models(self) -> Path:
+        """Trained fraud models, one directory per version (`models/fraud/<version>`)."""
+        return self.root / "models" / "fraud"
 
     def batch_raw(self, batch_id: str) -> Path:
         return self._inside(self.delta / "batches", batch_id, "raw")

@@ -19,8 +19,9 @@ from contracts.events import (
     StreamProgress,
     quality_subject,
 )
-from worker.dashboard_refresher import DashboardRefresher
 from worker.dlq import DlqForwarder
+from worker.downstream import DOWNSTREAM_NAMES
+from worker.downstream_refresher import DownstreamRefresher
 from worker.medallion import Medallion, WriteCounts, WriteRun
 from worker.quality.alerts import AlertChange, AlertTracker
 from worker.quality.metrics_table import STREAM_RUN, recent_windows
@@ -40,6 +41,7 @@ class Totals:
     written: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    too_late: int = 0
 
 
 class StreamBatches:
@@ -63,28 +65,39 @@ class StreamBatches:
         self._seeded = True
 
     def write(self, df: DataFrame, batch_id: int, app_id: str,
-              refresher: DashboardRefresher | None, dlq: DlqForwarder | None
+              refresher: DownstreamRefresher | None, dlq: DlqForwarder | None
               ) -> tuple[WriteCounts, list[AlertChange]] | None:
-        watermark = self.max_event_time - WATERMARK if self.max_event_time else None
+        newest = self.max_event_time
+        watermark = newest - WATERMARK if newest else None
+        horizon = newest - timedelta(hours=self.medallion.settings.lateness_horizon_hours) \
+            if newest else None
         run = WriteRun(app_id, batch_id, STREAM_RUN)
-        counts = self.medallion.write(df, run, dlq, watermark=watermark, label=batch_id)
+        counts = self.medallion.write(df, run, dlq, watermark=watermark, horizon=horizon,
+                                      label=batch_id)
         if counts is None:
             return None
-        if counts.span is not None and refresher is not None:
+        if refresher is not None:
             # On disk before Spark commits this micro-batch's offsets.
-            refresher.submit(counts.span)
+            refresher.submit(counts.work)
+        if counts.too_late:
+            log.warning("micro-batch %s: %d row(s) more than %.0f h behind the newest event "
+                        "time: stored in silver, not re-scored into fraud and gold",
+                        batch_id, counts.too_late,
+                        self.medallion.settings.lateness_horizon_hours)
         if counts.newest_event is not None and (self.max_event_time is None
                                                 or counts.newest_event > self.max_event_time):
             self.max_event_time = counts.newest_event
         self.totals.written += counts.silver_new
         self.totals.quarantined += counts.quarantined
         self.totals.duplicates += counts.duplicates
+        self.totals.too_late += counts.too_late
         changes = self.alerts.observe(counts.outcomes, batch_id, datetime.now(UTC))
         return counts, changes
 
 
 def progress_of(counts: WriteCounts, totals: Totals, *, batch_id: int, duration: float,
-                topic: str, query_id: str, dlq_owed: int) -> StreamProgress:
+                topic: str, query_id: str, dlq_owed: int, downstream_lag: float | None
+                ) -> StreamProgress:
     """`stream.progress` of one micro-batch."""
     return StreamProgress(
         query_id=query_id,
@@ -105,6 +118,10 @@ def progress_of(counts: WriteCounts, totals: Totals, *, batch_id: int, duration:
         total_duplicates=totals.duplicates,
         quality=[ExpectationResult(**o.as_dict()) for o in counts.outcomes],
         layers=counts.layers(),
+        too_late_rows=counts.too_late,
+        total_too_late_rows=totals.too_late,
+        freshness_seconds=({name: downstream_lag for name in DOWNSTREAM_NAMES}
+                           if downstream_lag is not None else {}),
     )
 
 

@@ -33,8 +33,9 @@ from contracts.events import (
 from contracts.registry import Registry
 from contracts.settings import Settings
 from contracts.tables import STREAM_TABLES
-from worker.dashboard_refresher import DashboardRefresher
 from worker.dlq import DlqForwarder
+from worker.downstream import Downstream
+from worker.downstream_refresher import DownstreamRefresher
 from worker.errors import CommandRefused, short_message
 from worker.health import HealthReporter
 from worker.input_guard import check_source_topic
@@ -61,7 +62,7 @@ _RESTART_PAUSE_MAX = 30.0
 
 class StreamManager:
     def __init__(self, spark: SparkSession, settings: Settings, publisher: EventPublisher,
-                 health: HealthReporter, medallion: Medallion) -> None:
+                 health: HealthReporter, medallion: Medallion, downstream: Downstream) -> None:
         self.spark = spark
         self.settings = settings
         self.publisher = publisher
@@ -83,8 +84,8 @@ class StreamManager:
         self._batches = StreamBatches(medallion)
         self._fatal: ErrorInfo | None = None  # why the query must not be restarted
         self._started_at: datetime | None = None
-        self._dashboard = medallion.dashboard
-        self._refresher: DashboardRefresher | None = None
+        self._downstream = downstream
+        self._refresher: DownstreamRefresher | None = None
 
     # ---- commands ----------------------------------------------------------------------
 
@@ -222,8 +223,12 @@ class StreamManager:
         app_id = _checkpoint_app_id(checkpoint)
         # Jobs started from this thread (the query's micro-batches) run in the favoured pool.
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", STREAMING_POOL)
-        self._refresher = DashboardRefresher(
-            self._dashboard, checkpoint / "dashboard-pending.json", STREAMING_POOL)
+        pending = checkpoint / "downstream-pending.json"
+        if (checkpoint / "dashboard-pending.json").exists() and not pending.exists():
+            (checkpoint / "dashboard-pending.json").rename(pending)  # before fraud and gold
+        self._refresher = DownstreamRefresher(
+            self._downstream, pending, STREAMING_POOL,
+            poll_seconds=float(options["trigger_seconds"]))
         self._batches.seed_alerts({
             f"{a.layer}.{a.expectation}": a.opened_at
             for a in self.publisher.registry.quality_alerts.values()})
@@ -352,8 +357,8 @@ class StreamManager:
         query.stop()
         if not self._abandoned.is_set():
             self._stop_requested.clear()
-        # The dashboard catches up with the last micro-batches before the caller announces
-        # the stop.
+        # The downstream tables catch up with the last micro-batches before the caller
+        # announces the stop.
         self._close_refresher(timeout)
 
     def _close_refresher(self, timeout: float) -> None:
@@ -402,7 +407,9 @@ class StreamManager:
         progress = progress_of(
             counts, self._batches.totals, batch_id=batch_id, duration=duration, topic=topic,
             query_id=str(self._query.id) if self._query is not None else "",
-            dlq_owed=self._dlq.owed() if self._dlq is not None else 0)
+            dlq_owed=self._dlq.owed() if self._dlq is not None else 0,
+            downstream_lag=self._refresher.lag_seconds() if self._refresher is not None
+            else None)
         self.health.update_stream(last_progress=progress.model_dump(mode="json"))
         self.publisher.publish(EventType.STREAM_PROGRESS, self.progress_subject, progress)
         for change in alerts:

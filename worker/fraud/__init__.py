@@ -1,0 +1,1 @@
+"""Fraud detection: rule scores, the velocity window, alerts and the trained model."""
