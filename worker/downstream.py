@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from contracts.tables import DOWNSTREAM_TABLES
@@ -76,8 +76,6 @@ class Downstream:
         # Stream and backfills both apply work: one at a time, so the fraud alerts and
         # table replacements of the same spans never interleave.
         self._lock = threading.Lock()
-        self.last_applied: datetime | None = None
-        self.last_duration: float | None = None
 
     def refresh_model(self) -> None:
         """Pick up a newly trained model (cheap when there is none)."""
@@ -106,8 +104,6 @@ class Downstream:
                         mark = time.monotonic()
                         part.recompute(work.spans)
                         steps.append(f"{name}={time.monotonic() - mark:.2f}s")
-        self.last_applied = datetime.now(UTC)
-        self.last_duration = time.monotonic() - started
         log.debug("downstream: %d span(s) %s", len(work.spans), " ".join(steps))
 
 
