@@ -26,6 +26,9 @@ import math
 from datetime import datetime
 
 PARTITION_COLUMN = "event_date"
+# In the commit info of every commit `pipeline seed` makes to silver: the seeding run's
+# app id. The worker finds seeded history by it (worker.silver_follower).
+SEED_COMMIT_KEY = "pipeline.seed.app_id"
 
 # (name, Spark storage type), in table order after the 31 contract columns.
 SILVER_EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (

@@ -390,16 +390,21 @@ def stream_status(as_json: bool = JsonOpt) -> None:
     state = desire.state if desire else "stopped"
     settings = _settings()
     written = (progress or {}).get("layers") or {}
+    # How far each table recomputed behind the stream trailed silver at the last progress.
+    fresh = (progress or {}).get("freshness_seconds") or {}
     layers = [{"name": spec.name, "layer": spec.layer,
                "path": str(spec.path(settings.delta_dir).resolve()),
-               "rows_last_micro_batch": written.get(spec.name)} for spec in STREAM_TABLES]
+               "rows_last_micro_batch": written.get(spec.name),
+               "freshness_seconds": fresh.get(spec.name)}
+              for spec in STREAM_TABLES]
     out = {"ok": True, "status": state, "stream": desire.data if desire else None,
            "layers": layers, "last_progress": progress}
     if as_json:
         print_json(out)
         return
     print(f"stream: {state}" + (f" (topic {desire.data.get('topic')})" if desire else ""))
-    print_table(layers, ["layer", "name", "rows_last_micro_batch", "path"],
+    print_table(layers, ["layer", "name", "rows_last_micro_batch", "freshness_seconds",
+                         "path"],
                 title="layers (kafka -> bronze -> silver | quarantine; quality; gold)")
     if progress:
         print_table([progress], ["batch_id", "rows_in", "rows_bronze", "rows_written",

@@ -28,14 +28,14 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from contracts.settings import Settings
-from contracts.silver import PARTITION_COLUMN, ingest_run
+from contracts.silver import PARTITION_COLUMN, SEED_COMMIT_KEY, ingest_run
 from contracts.tables import SILVER_TRANSACTIONS
 from producers.generator import TransactionGenerator
 from producers.silver_arrow import silver_arrow_schema, silver_enrichment_arrays
 
 DEFAULT_CHUNK_ROWS = 100_000
 # Commit metadata of a seeding commit: which run wrote it, and that run's end time.
-_META_APP_ID = "pipeline.seed.app_id"
+_META_APP_ID = SEED_COMMIT_KEY
 _META_END_MS = "pipeline.seed.end_ms"
 _KAFKA_COORDINATES = ("source_topic", "source_partition", "source_offset")
 

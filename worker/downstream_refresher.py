@@ -14,7 +14,9 @@ over again) or leaves the work in the file for the next start to apply. Every re
 is idempotent, so applying something twice is harmless.
 
 While idle the thread still looks for a newly trained fraud model every `poll_seconds`,
-so the stream serves a new model within about two triggers of its training.
+so the stream serves a new model within about two triggers of its training. It also looks
+at silver's log for history that `pipeline seed` appended behind the stream's back
+(`worker.silver_follower`) and queues its days like any other work.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 from worker.downstream import Downstream, DownstreamWork, merge_work
+from worker.silver_follower import SilverFollower
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,10 @@ _MAX_BACKOFF_SECONDS = 30.0
 
 class DownstreamRefresher:
     def __init__(self, downstream: Downstream, pending_file: Path, pool: str,
-                 poll_seconds: float = 2.0) -> None:
+                 poll_seconds: float = 2.0, follower: SilverFollower | None = None) -> None:
         self._downstream = downstream
+        self._follower = follower
+        self._next_follow = 0.0
         self._file = pending_file
         self._pool = pool
         self._poll = poll_seconds
@@ -91,6 +96,7 @@ class DownstreamRefresher:
         if spark is not None:
             spark.sparkContext.setLocalProperty("spark.scheduler.pool", self._pool)
         while True:
+            self._follow()
             with self._cond:
                 if not (self._waiting or self._closing):
                     self._cond.wait(self._poll)
@@ -126,6 +132,24 @@ class DownstreamRefresher:
                     if self._closing:
                         return  # the work stays on disk for the next start
                     self._cond.wait(min(_MAX_BACKOFF_SECONDS, 2.0 ** self._failures))
+
+    def _follow(self) -> None:
+        """Queue the days of newly seeded silver history (at most once per poll)."""
+        if self._follower is None or time.monotonic() < self._next_follow:
+            return
+        self._next_follow = time.monotonic() + self._poll
+        try:
+            found = self._follower.poll()
+            if found is None:
+                return
+            if found.spans:
+                log.info("downstream: %d seeded commit(s) in silver up to version %d; "
+                         "scoring and aggregating %d span(s) of history", found.commits,
+                         found.version, len(found.spans))
+                self.submit(DownstreamWork(spans=found.spans))  # on disk before the mark
+            self._follower.mark(found.version)
+        except Exception:  # an unreadable log entry must not stop the refresher
+            log.exception("downstream: reading silver's log failed; will retry")
 
     def _apply(self, work: DownstreamWork) -> bool:
         try:

@@ -7,9 +7,11 @@ medallion (`worker.medallion`) knows how to write one.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contracts.events import (
@@ -47,11 +49,34 @@ class Totals:
 class StreamBatches:
     def __init__(self, medallion: Medallion) -> None:
         self.medallion = medallion
-        # The newest event time seen by this process (the late-row watermark's base).
+        # The newest event time seen (the base of the late-row watermark and of the
+        # lateness horizon), kept in `newest_file` across restarts once it is set.
         self.max_event_time: datetime | None = None
+        self.newest_file: Path | None = None
         self.totals = Totals()
         self.alerts = AlertTracker(medallion.checks.expectations)
         self._seeded = False
+
+    def resume_newest(self, path: Path) -> None:
+        """Keep the newest event time in `path`, and take the one a previous run left."""
+        self.newest_file = path
+        try:
+            saved = datetime.fromisoformat(json.loads(path.read_text())["newest_event"])
+        except FileNotFoundError:
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable %s (%s)", path, exc)
+            return
+        if self.max_event_time is None or saved > self.max_event_time:
+            self.max_event_time = saved
+
+    def _save_newest(self) -> None:
+        if self.newest_file is None or self.max_event_time is None:
+            return
+        self.newest_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.newest_file.with_name(self.newest_file.name + ".tmp")
+        tmp.write_text(json.dumps({"newest_event": self.max_event_time.isoformat()}))
+        tmp.replace(self.newest_file)
 
     def seed_alerts(self, open_alerts: dict[str, datetime]) -> None:
         """Resume the alert windows from `quality.metrics` and the open alerts of the
@@ -87,6 +112,7 @@ class StreamBatches:
         if counts.newest_event is not None and (self.max_event_time is None
                                                 or counts.newest_event > self.max_event_time):
             self.max_event_time = counts.newest_event
+            self._save_newest()
         self.totals.written += counts.silver_new
         self.totals.quarantined += counts.quarantined
         self.totals.duplicates += counts.duplicates

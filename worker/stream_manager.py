@@ -42,6 +42,7 @@ from worker.input_guard import check_source_topic
 from worker.medallion import Medallion, log_trigger_overhead
 from worker.publisher import EventPublisher
 from worker.quality.checks import ExpectationFailed
+from worker.silver_follower import SilverFollower
 from worker.spark_session import STREAMING_POOL
 from worker.storage import StoragePaths
 from worker.stream_batch import StreamBatches, alert_event, progress_of
@@ -224,11 +225,14 @@ class StreamManager:
         # Jobs started from this thread (the query's micro-batches) run in the favoured pool.
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", STREAMING_POOL)
         pending = checkpoint / "downstream-pending.json"
+        downstream = self.paths.checkpoint("downstream")  # state shared by every topic's query
         if (checkpoint / "dashboard-pending.json").exists() and not pending.exists():
             (checkpoint / "dashboard-pending.json").rename(pending)  # before fraud and gold
         self._refresher = DownstreamRefresher(
             self._downstream, pending, STREAMING_POOL,
-            poll_seconds=float(options["trigger_seconds"]))
+            poll_seconds=float(options["trigger_seconds"]),
+            follower=SilverFollower(self.paths.silver, downstream / "silver-followed.json"))
+        self._batches.resume_newest(downstream / "newest-event.json")
         self._batches.seed_alerts({
             f"{a.layer}.{a.expectation}": a.opened_at
             for a in self.publisher.registry.quality_alerts.values()})

@@ -1,7 +1,8 @@
 """Fraud scores, alerts and gold tables through a real worker: every silver transaction
 scored as the rules define (boundaries included), a late transaction raising a later one's
-level (row updated, alerted again), alerts complete across kill -9, and the gold tables
-equal to their definitions over silver."""
+level (row updated, alerted again), alerts complete across kill -9, seeded history scored
+too, a model trained by a batch and hot-loaded by the running stream, and the gold tables
+equal to their definitions over all of silver."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from typing import Any
 import orjson
 import pytest
 
+from contracts.events import EventType
+from contracts.tables import table_by_name
 from producers.generator import TransactionGenerator
 from tests.e2e.conftest import WorkerProcess, make_worker
 from tests.e2e.delta_reads import consume_all, table, wait_until
 from tests.e2e.fraud_reference import actual_scores, expected_scores
+from tests.gold_reference import TABLES, assert_matches, expected, keyed
 from worker.storage import StoragePaths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -175,3 +179,73 @@ def test_alerts_and_scores_complete_across_kill_9(worker: WorkerProcess) -> None
         for tid, row in expected.items() if row["risk_level"] in ("HIGH", "CRITICAL")),
         120, "every alert")
     check_alerts_complete(worker, expected)
+
+
+def silver_rows(worker: WorkerProcess) -> list[dict[str, Any]]:
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(StoragePaths(worker.settings).silver)).to_pyarrow_table().to_pylist()
+
+
+def gold_mismatch(worker: WorkerProcess) -> str | None:
+    """None when every gold table equals its definition over silver (and the fraud
+    scores), else what differs first."""
+    from deltalake import DeltaTable
+
+    rows = silver_rows(worker)
+    scores = DeltaTable(str(StoragePaths(worker.settings).fraud_scores)).to_pyarrow_table(
+        columns=["transaction_id", "risk_level", "reasons"]).to_pylist()
+    for name in TABLES:
+        spec = table_by_name(name)
+        assert spec is not None
+        try:
+            stored = DeltaTable(str(spec.path(worker.settings.delta_dir))).to_pyarrow_table()
+        except Exception:
+            return f"{name} not created yet"
+        try:
+            assert_matches(keyed(name, stored.to_pylist()), expected(name, rows, scores))
+        except AssertionError as exc:
+            return f"{name}: {str(exc)[:300]}"
+    return None
+
+
+def test_seeded_history_a_hot_loaded_model_and_the_gold_tables(worker: WorkerProcess
+                                                               ) -> None:
+    # A week of history straight into silver, behind the running stream's back.
+    seeded = worker.cli("seed", "--records", "3000", "--days", "7", "--seed", "23", "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    seeded_ids = {r["transaction_id"] for r in silver_rows(worker) if r["source_topic"] is None}
+    assert len(seeded_ids) == 3000
+    wait_until(lambda: scored(worker, seeded_ids), 300, "the seeded history scored")
+    expected_rows = check_scores_match_the_definition(worker)
+    check_alerts_complete(worker, expected_rows)
+
+    # The batch trains on that week; the running stream loads the model without a restart
+    # and scores every new transaction with it.
+    since = worker.event_count()
+    code, batch = worker.cli_json("batch", "run", "--analysis", "train_fraud_model",
+                                  "--batch-id", "train-1", "--wait", "--timeout", "600")
+    assert code == 0, batch
+    version = batch["model"]["version"]
+    assert batch["model"]["metrics"]["area_under_roc"] > 0.5
+    loaded = worker.wait_for(lambda e: e.type is EventType.MODEL_LOADED
+                             and e.data.get("version") == version, 120, after=since)
+    assert loaded is not None, worker.log_tail()
+    gen = TransactionGenerator(seed=24)
+    fresh = [txn(gen, f"m-{i}", f"C-M{i}", datetime.now(UTC) - i * MINUTE) for i in range(3)]
+    produce(worker, fresh)
+
+    def served() -> bool:
+        scores = table(StoragePaths(worker.settings).fraud_scores)
+        if scores is None:
+            return False
+        rows = scores[scores["transaction_id"].str.startswith("m-")]
+        return (len(rows) == 3 and set(rows["model_version"]) == {version}
+                and rows["model_score"].between(0, 1).all())
+
+    wait_until(served, 180, "new transactions scored by the hot-loaded model")
+
+    # Every gold table equals its definition over all of silver: the crafted rows, the
+    # late one, the rows around the kill, the seeded week and the fresh ones.
+    wait_until(lambda: gold_mismatch(worker) is None, 240, "the gold tables caught up")
+    assert gold_mismatch(worker) is None
