@@ -20,6 +20,13 @@ STEP_MEANING = {
     "quarantine+dlq": "append invalid and dropped rows to quarantine.transactions and "
                       "forward them to the DLQ topic",
     "quality": "append one row per expectation to quality.metrics",
+    "dashboard (own thread)": "recompute the gold.dashboard windows the micro-batches "
+                              "touched (the refresher's first step)",
+    "fraud scores (own thread)": "rescore the spans the micro-batches touched, widened by "
+                                 "the velocity window, send their alerts and replace them "
+                                 "in gold.fraud_scores",
+    "gold tables (own thread)": "recompute and replace the windows of the four gold "
+                                "business tables that overlap those spans",
 }
 
 
@@ -136,10 +143,12 @@ def _profile_table(backlog: dict[str, Any], steady: dict[str, Any]) -> str:
     return (table + f"\n\nBacklog: the {backlog.get('micro_batches', 0)} micro-batches of the "
             f"solo and scaling ingests (50k-200k records each); steady: the "
             f"{steady.get('micro_batches', 0)} micro-batches of the freshness run. "
-            f"The dashboard upsert runs in its own thread beside the micro-batches (one upsert "
-            f"covers every micro-batch that finished while the previous one ran: "
-            f"{backlog.get('dashboard_upserts', 0)} and {steady.get('dashboard_upserts', 0)} "
-            f"upserts here); its row is its total time spread over the micro-batches. A step "
+            f"The downstream refresher (dashboard, fraud scores, gold tables) runs in its own "
+            f"thread beside the micro-batches (one recompute covers every micro-batch that "
+            f"finished while the previous one ran: "
+            f"{backlog.get('downstream_recomputes', 0)} and "
+            f"{steady.get('downstream_recomputes', 0)} recomputes here); its rows are its "
+            f"total time spread over the micro-batches. A step "
             f"a micro-batch had nothing for is not logged (no invalid rows: no "
             f"quarantine+dlq).\n\n" + _step_legend(names))
 
@@ -251,8 +260,10 @@ BENCH_SPARK_EVENTLOG=1 make bench             # + Spark job times by call site p
    and the default expectations on (`worker/quality/expectations.yaml`): each micro-batch
    appends every record to bronze.transactions, dedupes the valid ones on `transaction_id`
    into silver.transactions, sends malformed and dropped rows to quarantine.transactions
-   and the DLQ topic, appends its expectation results to quality.metrics, and gold.dashboard
-   is recomputed behind it. The time runs from the command to the Delta commit that brings
+   and the DLQ topic, appends its expectation results to quality.metrics, and gold.dashboard,
+   gold.fraud_scores (with its alerts and the served model) and the four gold business tables
+   are recomputed behind it. The history seeded for the batch runs is scored and aggregated
+   once, when the stream first starts (during the warm-up). The time runs from the command to the Delta commit that brings
    bronze.transactions to the produced count (bronze), and to the one that brings
    silver.transactions + quarantine.transactions there (silver; duplicates the worker
    reports skipping count as there); "every layer written", the later of the two, is the
@@ -268,9 +279,11 @@ BENCH_SPARK_EVENTLOG=1 make bench             # + Spark job times by call site p
    timed from its Kafka CreateTime (`kafka_timestamp`, stamped in the producer's produce
    call); the silver.transactions commit that made it readable, timed from its
    `event_timestamp` (stamped by the generator just before that call; the run reports the
-   difference of the two stamps); and the first gold.dashboard commit after the silver one
-   (the dashboard refresher upserts the windows a micro-batch touched once the micro-batch
-   has appended). Baseline: the trigger interval.
+   difference of the two stamps); and, for each table recomputed behind the stream
+   (gold.dashboard, gold.fraud_scores, gold.store_activity, gold.customer_activity,
+   gold.region_activity, gold.hourly_summary), the first commit of that table after the
+   silver one (the downstream refresher recomputes what a micro-batch touched once the
+   micro-batch has appended). Baseline: the trigger interval.
 3. **Command latency.** Sequential pings with `contracts.kafka_clients`, from produce to the
    `worker.pong` reaching a client: idle, and while the stream ingests and three
    `full_report` batches run.

@@ -48,6 +48,13 @@ class WorkerProcess:
     def stop(self, timeout: float = 120.0) -> int | None:
         return terminate(self.proc, timeout)
 
+    def discard(self) -> None:
+        """End a worker whose shutdown is not under test: SIGKILL, no drain. (A graceful
+        stop would first apply every queued fraud/gold recompute: 20-40 s per worker on
+        two cores, for nothing the test looks at. The JVM exits with its Python parent.)"""
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill9()
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.kill()
@@ -154,7 +161,7 @@ def new_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[[], Wo
 
     yield factory
     for worker in made:
-        worker.stop()
+        worker.discard()
 
 
 @pytest.fixture(scope="module")
@@ -165,4 +172,4 @@ def running_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
     worker = make_worker(kafka_bootstrap, tmp)
     worker.start()
     yield worker
-    worker.stop()
+    worker.discard()

@@ -41,7 +41,7 @@ def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
     code, started = worker.cli_json("stream", "start", "--from", "earliest")
     assert code == 0, started
     yield worker
-    worker.stop()
+    worker.discard()
 
 
 def txn(gen: TransactionGenerator, tid: str, customer: str, at: datetime,

@@ -50,7 +50,7 @@ def guarded(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
                            "--timeout", "6", "--retries", "2", "--json", timeout=120)
     worker.start()
     yield Guarded(worker, tmp, timed_out)
-    worker.stop()
+    worker.discard()
 
 
 def _answers(worker: WorkerProcess, ids: set[str], timeout: float = 120.0, count: int = 1

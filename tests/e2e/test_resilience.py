@@ -120,7 +120,7 @@ def test_a_broker_outage_is_survived(own_broker: tuple[str, Path], tmp_path: Pat
         ping = worker.send("ping")
         assert worker.answer_to(ping).type is EventType.COMMAND_ACCEPTED
     finally:
-        worker.stop()
+        worker.discard()
 
 
 def test_a_frozen_active_worker_stands_down_after_a_takeover(
@@ -179,8 +179,8 @@ def test_a_frozen_active_worker_stands_down_after_a_takeover(
         stale = [e for e in events[begin:] if e.epoch is not None and e.epoch < new_epoch]
         assert not stale, [(e.type, e.worker_id) for e in stale]
     finally:
-        standby.stop()
-        active.stop()
+        standby.discard()
+        active.discard()
 
 
 def test_a_dlq_that_refuses_a_record_does_not_wedge_the_stream(
@@ -222,4 +222,4 @@ def test_a_dlq_that_refuses_a_record_does_not_wedge_the_stream(
         wait_until(lambda: count(p.transactions) == 300, 120, "the stream to move on")
         exact_transactions(worker, {k for k, _ in batch + more if k})
     finally:
-        worker.stop()
+        worker.discard()
