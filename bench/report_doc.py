@@ -259,21 +259,21 @@ BENCH_SPARK_EVENTLOG=1 make bench             # + Spark job times by call site p
    (1% malformed records) is ingested by `start_stream` from `earliest`, with the medallion
    and the default expectations on (`worker/quality/expectations.yaml`): each micro-batch
    appends every record to bronze.transactions, dedupes the valid ones on `transaction_id`
-   into silver.transactions, sends malformed and dropped rows to quarantine.transactions
-   and the DLQ topic, appends its expectation results to quality.metrics, and gold.dashboard,
-   gold.fraud_scores (with its alerts and the served model) and the four gold business tables
-   are recomputed behind it. The history seeded for the batch runs is scored and aggregated
-   once, when the stream first starts (during the warm-up). The time runs from the command to the Delta commit that brings
-   bronze.transactions to the produced count (bronze), and to the one that brings
-   silver.transactions + quarantine.transactions there (silver; duplicates the worker
-   reports skipping count as there); "every layer written", the later of the two, is the
-   figure the isolation and scaling runs use (commit times are the `_delta_log` files'
-   modification times). Baselines: (a) a plain confluent-kafka loop consuming the same
-   topic (the practical limit of this machine), and (b) a naive PySpark script in its own
-   process (`bench/naive_spark.py`: Kafka → `from_json` → one Delta append, same jars,
-   master and driver memory), timed without its Spark start-up; its first run is cold,
-   its second warm. The worker is warmed up by a small ingest and a batch first, as a
-   long-lived driver is.
+   into silver.transactions, sends malformed and dropped rows to quarantine.transactions and
+   the DLQ topic, appends its expectation results to quality.metrics, and gold.dashboard,
+   gold.fraud_scores (with its alerts and the served model) and the four gold business
+   tables are recomputed behind it. The history seeded for the batch runs is scored and
+   aggregated once, when the stream first starts (during the warm-up). The time runs from
+   the command to the Delta commit that brings bronze.transactions to the produced count
+   (bronze), and to the one that brings silver.transactions + quarantine.transactions there
+   (silver; duplicates the worker reports skipping count as there); "every layer written",
+   the later of the two, is the figure the isolation and scaling runs use (commit times are
+   the `_delta_log` files' modification times). Baselines: (a) a plain confluent-kafka loop
+   consuming the same topic (the practical limit of this machine), and (b) a naive PySpark
+   script in its own process (`bench/naive_spark.py`: Kafka → `from_json` → one Delta
+   append, same jars, master and driver memory), timed without its Spark start-up; its first
+   run is cold, its second warm. The worker is warmed up by a small ingest and a batch
+   first, as a long-lived driver is.
 2. **Freshness, per layer.** The stream runs from `latest` while the generator produces at
    a steady rate. For every record, the bronze.transactions commit that made it readable,
    timed from its Kafka CreateTime (`kafka_timestamp`, stamped in the producer's produce
