@@ -12,7 +12,6 @@ skipped instead of blocking the rest.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from contracts.kafka_clients import make_producer
 from contracts.settings import Settings
+from worker.state_files import write_atomic
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -192,10 +192,7 @@ class DlqForwarder:
             return []
 
     def _save(self) -> None:
-        # Atomic replace: a crash leaves the old list or the new one, never half of one.
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(self._owed))
-        os.replace(tmp, self.state_file)
+        write_atomic(self.state_file, orjson.dumps(self._owed))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 
 from worker.downstream import Downstream, DownstreamWork, merge_work
 from worker.silver_follower import SilverFollower
+from worker.state_files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +171,7 @@ def save_work(path: Path, items: list[DownstreamWork]) -> None:
     if not items:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as handle:
-        json.dump([item.as_json() for item in items], handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    write_atomic(path, json.dumps([item.as_json() for item in items]).encode())
 
 
 def load_work(path: Path) -> list[DownstreamWork]:

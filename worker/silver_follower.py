@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from contracts.silver import PARTITION_COLUMN, SEED_COMMIT_KEY
 from worker.event_spans import EventSpan, merge_spans
+from worker.state_files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,7 @@ class SilverFollower:
 
     def mark(self, version: int) -> None:
         """Everything up to `version` is handed over."""
-        self._mark_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._mark_file.with_name(self._mark_file.name + ".tmp")
-        tmp.write_text(json.dumps({"version": version}))
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        tmp.replace(self._mark_file)
+        write_atomic(self._mark_file, json.dumps({"version": version}).encode())
         self._seen = version
 
     def _first_unseen(self) -> int | None:

@@ -27,6 +27,7 @@ from worker.downstream_refresher import DownstreamRefresher
 from worker.medallion import Medallion, WriteCounts, WriteRun
 from worker.quality.alerts import AlertChange, AlertTracker
 from worker.quality.metrics_table import STREAM_RUN, recent_windows
+from worker.state_files import write_atomic
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -73,10 +74,8 @@ class StreamBatches:
     def _save_newest(self) -> None:
         if self.newest_file is None or self.max_event_time is None:
             return
-        self.newest_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.newest_file.with_name(self.newest_file.name + ".tmp")
-        tmp.write_text(json.dumps({"newest_event": self.max_event_time.isoformat()}))
-        tmp.replace(self.newest_file)
+        write_atomic(self.newest_file,
+                     json.dumps({"newest_event": self.max_event_time.isoformat()}).encode())
 
     def seed_alerts(self, open_alerts: dict[str, datetime]) -> None:
         """Resume the alert windows from `quality.metrics` and the open alerts of the
