@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 from bench.events import EventWatcher
 from bench.harness import Harness
 from bench.profiling import registry_rebuild
+from contracts.event_signing import EventAuthenticator, load_or_create_event_key
 from contracts.events import (
     BatchRecord,
     BatchStatus,
@@ -26,6 +27,7 @@ from contracts.events import (
 )
 from contracts.kafka_clients import make_producer, read_events
 from contracts.registry import fold_events
+from contracts.settings import Settings
 from worker.analytics import ANALYSES
 
 
@@ -44,6 +46,7 @@ def produce_batches(h: Harness, count: int) -> dict[str, Any]:
         worker_id="bench-synthetic", skipped_invalid_records=0,
     )
     producer = make_producer(settings, **{"linger.ms": 50})
+    auth = load_or_create_event_key(settings)
     started = time.monotonic()
     for i in range(count):
         batch_id = f"synthetic-{i:06d}"
@@ -54,7 +57,7 @@ def produce_batches(h: Harness, count: int) -> dict[str, Any]:
             "aggregated": {a: TablePointer(path=str(root / "aggregated" / a), version=0,
                                            row_count=10) for a in ANALYSES},
         })
-        _produce(producer, settings.events_topic,
+        _produce(producer, settings, auth,
                  make_event(EventType.BATCH_COMPLETED, batch_subject(batch_id),
                             "bench-synthetic", record))
     if producer.flush(60):
@@ -62,10 +65,14 @@ def produce_batches(h: Harness, count: int) -> dict[str, Any]:
     return {"events": count, "produce_s": round(time.monotonic() - started, 3)}
 
 
-def _produce(producer: Producer, topic: str, event: Event) -> None:
+def _produce(producer: Producer, settings: Settings, auth: EventAuthenticator,
+             event: Event) -> None:
+    # Signed with the workers' event key, as a worker would: the rebuild ignores the rest.
+    value = event.encode()
     while True:
         try:
-            producer.produce(topic, key=event.key, value=event.encode())
+            producer.produce(settings.events_topic, key=event.key, value=value,
+                             headers=auth.headers(event.key, value))
             break
         except BufferError:
             producer.poll(0.05)
@@ -77,11 +84,12 @@ def produce_commands(h: Harness, count: int) -> dict[str, Any]:
     the event topic."""
     settings = h.settings
     producer = make_producer(settings, **{"linger.ms": 50, "batch.size": 1_000_000})
+    auth = load_or_create_event_key(settings)
     started = time.monotonic()
     accepted = CommandAcceptedData(command_type="run_batch", batch_id="synthetic-000000")
     for i in range(count):
         command_id = f"synthetic-cmd-{i:07d}"
-        _produce(producer, settings.events_topic,
+        _produce(producer, settings, auth,
                  make_event(EventType.COMMAND_ACCEPTED, command_subject(command_id),
                             "bench-synthetic", accepted, command_id=command_id))
     if producer.flush(120):

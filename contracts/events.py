@@ -153,6 +153,8 @@ class RegistryStats(_Data):
     events: int = 0
     skipped_events: int = 0  # undecodable, invalid or inconsistent events, ignored
     stale_events: int = 0  # events of a worker whose leadership epoch had passed
+    # events without a valid worker MAC (README.md#trusted-events), also in skipped_events
+    untrusted_events: int = 0
     batches: int = 0
     seconds: float = 0.0
 

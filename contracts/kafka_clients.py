@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contracts.errors import ContractError
+from contracts.event_signing import EventAuthenticator, load_event_key
 from contracts.events import Event, decode_event
 from contracts.settings import Settings
 from contracts.topics import topic_specs
@@ -136,15 +137,20 @@ def read_events(
     on_bad_record: Callable[[bytes | None, ContractError], None] | None = None,
     start_offsets: dict[int, int] | None = None,
     strict: bool = False,
+    authenticator: EventAuthenticator | Literal["auto"] | None = "auto",
 ) -> Iterator[Event]:
     """Events of the event topic in order: from the start (or the current end, or given
     offsets) up to the end offsets seen at call time, or forever with `follow`.
 
     Tombstones (null values, which delete a key on the compacted topic) are skipped.
-    With `strict`, an unreadable topic raises instead of reading as empty."""
+    With `strict`, an unreadable topic raises instead of reading as empty. Events
+    without a worker's MAC are skipped when the event key is readable here ("auto"), or
+    always with an explicit `authenticator`; None reads them all."""
+    if authenticator == "auto":
+        authenticator = load_event_key(settings)
     for value in read_event_values(settings, from_beginning=from_beginning, follow=follow,
                                    should_stop=should_stop, start_offsets=start_offsets,
-                                   strict=strict):
+                                   strict=strict, authenticator=authenticator):
         try:
             event = decode_event(value)
         except ContractError as exc:
@@ -162,8 +168,12 @@ def read_event_values(
     should_stop: Callable[[], bool] = lambda: False,
     start_offsets: dict[int, int] | None = None,
     strict: bool = False,
+    authenticator: EventAuthenticator | None = None,
+    on_untrusted: Callable[[bytes], None] | None = None,
 ) -> Iterator[bytes]:
-    """The raw values behind `read_events` (tombstones skipped), for a restart's fold."""
+    """The raw values behind `read_events` (tombstones skipped), for a restart's fold.
+    With an `authenticator`, values without a valid worker MAC are not yielded but
+    handed to `on_untrusted`."""
     # The log has one partition: fetch it in large pieces (librdkafka's default is 1 MB
     # per partition and round trip, a tenth of what a restart could take at once).
     consumer = make_consumer(settings, **{"max.partition.fetch.bytes": 16 * 1024 * 1024,
@@ -201,8 +211,14 @@ def read_event_values(
                 if msg.offset() >= ends.get(msg.partition(), 0) - 1:
                     remaining.discard(msg.partition())
                 value = msg.value()
-                if value is not None:
-                    yield value
+                if value is None:
+                    continue
+                if authenticator is not None and not authenticator.is_authentic(
+                        msg.key(), value, msg.headers()):
+                    if on_untrusted is not None:
+                        on_untrusted(value)
+                    continue
+                yield value
     finally:
         consumer.close()
 

@@ -719,6 +719,37 @@ def _ref(*parts: str) -> dict[str, str]:
     return {"$ref": "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)}
 
 
+EVENT_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "description": "Kafka headers of every event a worker writes (README.md#trusted-events).",
+    "properties": {
+        "pipeline-mac": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "HMAC-SHA256, with the workers' event key, over `pipeline-events/v1`, "
+            "a zero byte, the record key, a zero byte and the record value, hex. The registry "
+            "rebuild and the clients that hold the key ignore events without a valid one.",
+        }
+    },
+    "required": ["pipeline-mac"],
+}
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "scramSha512": {
+        "type": "scramSha512",
+        "description": "SASL SCRAM-SHA-512 over TLS (SASL_SSL), one user per role (worker, "
+        "client, generator); the client properties file named by PIPELINE_KAFKA_PROPERTIES "
+        "carries the credentials and the CA.",
+    },
+    "signedCommands": {
+        "type": "asymmetricEncryption",
+        "description": "With PIPELINE_TRUSTED_KEYS set, every command carries `signature` "
+        "(Ed25519 over the command's canonical form, README.md#signed-commands); an unsigned "
+        "or badly signed command is answered `command.rejected` with code UNAUTHORIZED.",
+    },
+}
+
+
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document for the worker's topics."""
     settings = _default_settings()
@@ -769,6 +800,7 @@ def asyncapi_document() -> dict[str, Any]:
             _ref("components", "schemas", model.__name__),
             _key_schema(specs[events_topic], Event, subject_key),
             event_examples.get(etype, []),
+            headers=EVENT_HEADERS,
         )
         channel_messages[events_topic][etype.value] = _ref("components", "messages", model.__name__)
 
@@ -929,10 +961,22 @@ def asyncapi_document() -> dict[str, Any]:
                 "protocol": "kafka",
                 "description": "docker compose's broker, from inside the compose network.",
             },
+            "secure": {
+                "host": settings.kafka_bootstrap,
+                "protocol": "kafka-secure",
+                "description": "A broker with security on (`pipeline broker start --secure`, "
+                "README.md#security): SASL_SSL, TLS verified against the broker's CA, "
+                "a SCRAM-SHA-512 user per role, ACLs with least privilege.",
+                "security": [_ref("components", "securitySchemes", "scramSha512")],
+            },
         },
         "channels": channels,
         "operations": operations,
-        "components": {"schemas": component_schemas(), "messages": messages},
+        "components": {
+            "schemas": component_schemas(),
+            "messages": messages,
+            "securitySchemes": SECURITY_SCHEMES,
+        },
     }
 
 

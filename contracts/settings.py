@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     kafka_ssl_ca_location: str | None = None  # PEM file with the CA certificate(s)
+    # A client properties file in librdkafka's `key=value` form (README.md#security),
+    # applied to every Kafka client of the project, Spark's included.
+    kafka_properties: Path | None = None
+
+    # Signed commands (README.md#security): the worker's trusted public keys (JSON) and a
+    # client's Ed25519 private key (PEM). Paths only: a key is never a command-line value.
+    trusted_keys: Path | None = None
+    signing_key: Path | None = None
+    # The workers' shared secret that authenticates their events (contracts/event_signing.py);
+    # default <data_dir>/security/event.key, created by the first worker.
+    event_key: Path | None = None
 
     @field_validator("kafka_bootstrap")
     @classmethod

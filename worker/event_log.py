@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import KafkaException
 
+from contracts.event_signing import load_or_create_event_key
 from contracts.events import EventType, RegistryStats, command_subject, worker_subject
 from contracts.kafka_clients import EventLogUnreadable, KafkaUnavailable, read_event_values
 from contracts.registry import Registry, expired_commands, fold_values
@@ -29,11 +30,19 @@ def rebuild_registry(settings: Settings, registry: Registry, publisher: EventPub
     """Fold the whole event log into `registry`. An unreadable log (authorization,
     metadata) is retried, never taken for an empty one. False if told to stop."""
     pause = 1.0
+    authenticator = load_or_create_event_key(settings)
     while not stop_flag.is_set():
         started = time.monotonic()
         fresh = Registry()
+        untrusted = 0
+
+        def count_untrusted(_value: bytes) -> None:
+            nonlocal untrusted
+            untrusted += 1
+
         try:
-            fold_values(read_event_values(settings, strict=True), fresh)
+            fold_values(read_event_values(settings, strict=True, authenticator=authenticator,
+                                          on_untrusted=count_untrusted), fresh)
         except (KafkaException, KafkaUnavailable, EventLogUnreadable) as exc:
             reason = f"cannot read the event log {settings.events_topic!r}: {exc}"
             log.error("%s; retrying in %.0fs", reason, pause)
@@ -44,15 +53,24 @@ def rebuild_registry(settings: Settings, registry: Registry, publisher: EventPub
             stop_flag.wait(pause)
             pause = min(pause * 2, 30.0)
             continue
+        # An event without a worker's MAC was never applied: counted as seen and skipped.
+        fresh.events_seen += untrusted
+        fresh.skipped_events += untrusted
         registry.__dict__.update(fresh.__dict__)
         seconds = time.monotonic() - started
         health.registry_stats = RegistryStats(
             events=registry.events_seen, skipped_events=registry.skipped_events,
-            stale_events=registry.stale_events, batches=len(registry.batches),
+            stale_events=registry.stale_events, untrusted_events=untrusted,
+            batches=len(registry.batches),
             seconds=round(seconds, 3))
-        log.info("registry rebuilt from %d events in %.2fs: %d batches, %d skipped, "
-                 "%d stale", registry.events_seen, seconds, len(registry.batches),
-                 registry.skipped_events, registry.stale_events)
+        log.info("registry rebuilt from %d events in %.2fs: %d batches, %d skipped "
+                 "(%d not written by a worker), %d stale", registry.events_seen, seconds,
+                 len(registry.batches), registry.skipped_events, untrusted,
+                 registry.stale_events)
+        if untrusted:
+            log.warning("%d event(s) on %s carry no valid worker MAC and were ignored: "
+                        "something other than a worker writes that topic",
+                        untrusted, settings.events_topic)
         return True
     return False
 

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from pydantic import BaseModel
 
+from contracts.event_signing import load_or_create_event_key
 from contracts.events import Event, EventType, make_event
 from contracts.kafka_clients import make_producer
 from contracts.registry import Registry, apply_event, forget_command
@@ -56,6 +57,8 @@ class EventPublisher:
         self._settings = settings
         self.registry = registry
         self._on_fenced = on_fenced
+        # Every event carries the workers' MAC: the rebuild believes nothing else.
+        self._auth = load_or_create_event_key(settings)
         self._cond = threading.Condition()
         self._outbox: deque[_Pending] = deque()
         self._next_seq = 1
@@ -142,7 +145,9 @@ class EventPublisher:
             self._plain = make_producer(self._settings)
         event = make_event(event_type, subject, self._settings.worker_id, data)
         try:
-            self._plain.produce(self._settings.events_topic, key=event.key, value=event.encode())
+            value = event.encode()
+            self._plain.produce(self._settings.events_topic, key=event.key, value=value,
+                                headers=self._auth.headers(event.key, value))
             self._plain.poll(0)
         except (BufferError, KafkaException) as exc:
             log.warning("standby heartbeat not sent: %s", exc)
@@ -237,8 +242,10 @@ class EventPublisher:
                 if not produced:
                     producer.begin_transaction()
                     for item in batch:
+                        headers = (self._auth.headers(item.key, item.value)
+                                   if item.value is not None else None)
                         producer.produce(self._settings.events_topic, key=item.key,
-                                         value=item.value)
+                                         value=item.value, headers=headers)
                     produced = True
                 producer.commit_transaction(10)
                 return True

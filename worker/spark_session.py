@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 STREAMING_POOL = "streaming-pool"
 BATCH_POOL = "batch-pool"
 FAIR_SCHEDULER_FILE = Path(__file__).with_name("fairscheduler.xml")
+# Spark's default pattern plus what Kafka security settings are called.
+REDACTION_REGEX = r"(?i)secret|password|token|access[.]?key|jaas|sasl"
 
 
 def build_session(settings: Settings, app_name: str = "pipeline-worker") -> SparkSession:
@@ -52,6 +54,11 @@ def build_session(settings: Settings, app_name: str = "pipeline-worker") -> Spar
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", str(settings.spark_ui).lower())
+        # Kafka credentials reach Spark as source/sink options (`kafka.sasl.jaas.config`
+        # holds the password): redacted wherever Spark shows options or conf (the UI's
+        # environment tab, plans, logs). Values are matched too, not just the keys.
+        .config("spark.redaction.regex", REDACTION_REGEX)
+        .config("spark.sql.redaction.options.regex", rf"{REDACTION_REGEX}|url")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         # The contract parse compiles to one method larger than the JIT's 8 KB default limit,

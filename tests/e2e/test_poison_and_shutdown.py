@@ -11,9 +11,17 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import TopicPartition
 
-from contracts.events import BatchRecord, BatchStatus, Event, EventType, make_event
-from contracts.kafka_clients import make_producer
+from contracts.events import (
+    BatchRecord,
+    BatchStatus,
+    Event,
+    EventType,
+    TablePointer,
+    make_event,
+)
+from contracts.kafka_clients import make_consumer, make_producer
 from tests.e2e.conftest import WorkerProcess, seed_history, send_full_report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -160,7 +168,9 @@ def test_a_poisoned_event_log_is_skipped_and_counted_never_trusted(
         new_worker: Callable[[], WorkerProcess]) -> None:
     """Records on the events topic that are not JSON, not an Event, or a `batch.completed`
     that cannot be true (no result pointers; a running record) are skipped and counted in
-    `worker.started`; neither the worker nor the CLI takes a forged batch for completed."""
+    `worker.started`; neither the worker nor the CLI takes a forged batch for completed.
+    Then well-formed forgeries without the workers' MAC (README.md#trusted-events) are
+    ignored by the next restart: a real batch keeps its real result pointers."""
     worker = new_worker()
     topic = worker.settings.events_topic
     no_results = make_event(EventType.BATCH_COMPLETED, "batch/forged", "forger",
@@ -185,6 +195,7 @@ def test_a_poisoned_event_log_is_skipped_and_counted_never_trusted(
     stats = started.data.get("registry")
     assert stats is not None, f"worker.started does not report the rebuild: {started.data}"
     assert stats["skipped_events"] == len(bad), stats
+    assert stats["untrusted_events"] == len(bad), stats  # none carries a worker's MAC
     assert stats["batches"] == 0, stats
 
     for batch_id in ("forged", "forged-running"):
@@ -200,6 +211,51 @@ def test_a_poisoned_event_log_is_skipped_and_counted_never_trusted(
     })
     answer = worker.answer_to(cid)
     assert answer.type is EventType.COMMAND_ACCEPTED, answer.data
+    genuine = terminal_event(worker, "forged")
+    before = status_of(worker, "forged")
+    assert before["status"] == genuine.data["status"], before
+
+    # Well-formed forgeries that only the workers' MAC tells apart: a completed record
+    # whose results point at another path (no MAC, a made-up MAC), and a genuine event
+    # of the worker copied under another key (its MAC covers the key).
+    elsewhere = _forged_record("forged", BatchStatus.COMPLETED).model_copy(update={
+        "raw": TablePointer(path="/tmp/elsewhere/raw", version=0, row_count=1),
+        "aggregated": {"revenue_by_category": TablePointer(
+            path="/tmp/elsewhere/agg", version=0, row_count=1)}})
+    forged = make_event(EventType.BATCH_COMPLETED, "batch/forged", "forger", elsewhere)
+    copied = _genuine_record(worker, answer.event_id)
+    producer.produce(topic, key=forged.key, value=forged.encode())
+    producer.produce(topic, key=forged.key, value=forged.encode(),
+                     headers=[("pipeline-mac", b"\x00" * 32)])
+    producer.produce(topic, key=b"batch/forged", value=copied.value(),
+                     headers=copied.headers())
+    assert producer.flush(30) == 0
+    worker.discard()
+    restarted = worker.start()
+    assert restarted is not None
+    stats = restarted.data["registry"]
+    assert stats["untrusted_events"] >= 3, stats
+    after = status_of(worker, "forged")
+    assert after["status"] == before["status"], after
+    assert after.get("raw") == before.get("raw"), after
+    assert "/tmp/elsewhere" not in orjson.dumps(after).decode(), after
+
+
+def _genuine_record(worker: WorkerProcess, event_id: str) -> Any:
+    """The Kafka record (value and headers) of one of the worker's own events."""
+    consumer = make_consumer(worker.settings)
+    try:
+        consumer.assign([TopicPartition(worker.settings.events_topic, 0, 0)])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error() or msg.value() is None:
+                continue
+            if f'"event_id":"{event_id}"'.encode() in msg.value():
+                return msg  # a substring test: the poisoned records are not all JSON
+        raise AssertionError(f"event {event_id} not found")
+    finally:
+        consumer.close()
 
 
 # ---- 3. bounded shutdown -----------------------------------------------------------------
