@@ -738,14 +738,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
     "scramSha512": {
         "type": "scramSha512",
         "description": "SASL SCRAM-SHA-512 over TLS (SASL_SSL), one user per role (worker, "
-        "client, generator); the client properties file named by PIPELINE_KAFKA_PROPERTIES "
-        "carries the credentials and the CA.",
-    },
-    "signedCommands": {
-        "type": "asymmetricEncryption",
-        "description": "With PIPELINE_TRUSTED_KEYS set, every command carries `signature` "
-        "(Ed25519 over the command's canonical form, README.md#signed-commands); an unsigned "
-        "or badly signed command is answered `command.rejected` with code UNAUTHORIZED.",
+        "client, generator).",
     },
 }
 
@@ -964,9 +957,9 @@ def asyncapi_document() -> dict[str, Any]:
             "secure": {
                 "host": settings.kafka_bootstrap,
                 "protocol": "kafka-secure",
-                "description": "A broker with security on (`pipeline broker start --secure`, "
-                "README.md#security): SASL_SSL, TLS verified against the broker's CA, "
-                "a SCRAM-SHA-512 user per role, ACLs with least privilege.",
+                "description": "A broker with security on (README.md#security): SASL_SSL, TLS "
+                "verified against the broker's CA, a SCRAM-SHA-512 user per role, ACLs with "
+                "least privilege.",
                 "security": [_ref("components", "securitySchemes", "scramSha512")],
             },
         },
