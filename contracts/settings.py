@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.kafka_properties import read_kafka_properties, spark_kafka_options
+
 KAFKA_LOGGER = logging.getLogger("pipeline.kafka")
 KAFKA_LOGGER.addHandler(logging.NullHandler())
 KAFKA_LOGGER.propagate = False  # the worker turns this on; CLI errors are reported cleanly
@@ -93,6 +95,15 @@ class Settings(BaseSettings):
     # default <data_dir>/security/event.key, created by the first worker.
     event_key: Path | None = None
 
+    @field_validator("kafka_properties")
+    @classmethod
+    def _properties_readable(cls, value: Path | None) -> Path | None:
+        # Read once at load time, so a bad file is a clear settings error before any client
+        # starts (the message names the path and line, never a value).
+        if value is not None:
+            read_kafka_properties(value)
+        return value
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_port(cls, value: str) -> str:
@@ -110,14 +121,11 @@ class Settings(BaseSettings):
     def checkpoint_dir(self) -> Path:
         return self.data_dir / "checkpoints"
 
-    def kafka_client_config(self) -> dict[str, Any]:
-        """librdkafka (confluent-kafka) settings for this cluster, security included."""
+    def _librdkafka_config(self) -> dict[str, Any]:
+        """The kafka_* settings with the properties file (if any) merged on top."""
         conf: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap,
             "security.protocol": self.kafka_security_protocol.lower(),
-            # librdkafka's own log lines go through Python logging instead of raw stderr,
-            # so client commands stay quiet and the worker logs them with the rest.
-            "logger": KAFKA_LOGGER,
         }
         if self.kafka_sasl_mechanism:
             conf["sasl.mechanisms"] = self.kafka_sasl_mechanism
@@ -126,30 +134,26 @@ class Settings(BaseSettings):
             conf["sasl.password"] = self.kafka_sasl_password or ""
         if self.kafka_ssl_ca_location:
             conf["ssl.ca.location"] = self.kafka_ssl_ca_location
+        if self.kafka_properties is not None:
+            from_file = read_kafka_properties(self.kafka_properties)
+            if "sasl.mechanism" in from_file:  # librdkafka's alias: one spelling wins
+                conf.pop("sasl.mechanisms", None)
+            conf.update(from_file)
         return conf
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka (confluent-kafka) settings for this cluster, security included:
+        the kafka_* settings with PIPELINE_KAFKA_PROPERTIES (if set) on top."""
+        return {
+            **self._librdkafka_config(),
+            # librdkafka's own log lines go through Python logging instead of raw stderr,
+            # so client commands stay quiet and the worker logs them with the rest.
+            "logger": KAFKA_LOGGER,
+        }
 
     def spark_kafka_options(self) -> dict[str, str]:
         """The same settings as `kafka.*` options of Spark's Kafka source and sink."""
-        opts = {
-            "kafka.bootstrap.servers": self.kafka_bootstrap,
-            "kafka.security.protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            opts["kafka.sasl.mechanism"] = self.kafka_sasl_mechanism
-            module = (
-                "org.apache.kafka.common.security.plain.PlainLoginModule"
-                if self.kafka_sasl_mechanism.upper() == "PLAIN"
-                else "org.apache.kafka.common.security.scram.ScramLoginModule"
-            )
-            user = (self.kafka_sasl_username or "").replace('"', '\\"')
-            password = (self.kafka_sasl_password or "").replace('"', '\\"')
-            opts["kafka.sasl.jaas.config"] = (
-                f'{module} required username="{user}" password="{password}";'
-            )
-        if self.kafka_ssl_ca_location:
-            opts["kafka.ssl.truststore.type"] = "PEM"
-            opts["kafka.ssl.truststore.location"] = self.kafka_ssl_ca_location
-        return opts
+        return spark_kafka_options(self._librdkafka_config())
 
 
 def load_settings(**overrides: Any) -> Settings:
